@@ -1,0 +1,198 @@
+"""Server settings, from command-line flags and PRESCALER_* environment variables, parsed once.
+
+This is the only module that reads the environment. A flag wins over its variable, which wins
+over the default. Credentials for Prometheus live here (a mounted Secret), never in ScaledObject
+metadata: KEDA does not forward TriggerAuthentication to external scalers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from scaler.units import parse_duration_s
+
+BUNDLED_TRACES = Path(__file__).parent / "traces"
+ENV_PREFIX = "PRESCALER_"
+
+
+class SettingsError(ValueError):
+    """A flag, variable or credentials file that cannot be used; names which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusCredentials:
+    """Credentials for one Prometheus origin; sent to that origin (scheme, host, port) and no other."""
+
+    server_address: str
+    """The origin they belong to, e.g. `https://prometheus.monitoring:9090`."""
+    bearer_token_file: Path | None = None
+    """File holding a bearer token; read on each request so that rotated tokens are picked up."""
+    username: str | None = None
+    """Basic-auth user name (with `password_file`)."""
+    password_file: Path | None = None
+    """File holding the basic-auth password."""
+    ca_file: Path | None = None
+    """PEM bundle to verify the server's certificate with."""
+
+    @property
+    def origin(self) -> str:
+        return origin_of(self.server_address)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` with the default port made explicit, lower-cased."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "http").lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the scaler process runs; every field has a flag `--kebab-name` and a PRESCALER_UPPER_NAME variable."""
+
+    host: str = field(default="0.0.0.0", metadata={"help": "address both servers bind to"})
+    """Address the gRPC and HTTP servers bind to."""
+    grpc_port: int = field(default=9090, metadata={"help": "gRPC port KEDA dials (0 = any free port)"})
+    """Port of the ExternalScaler gRPC service (and health, reflection)."""
+    metrics_port: int = field(default=8080, metadata={"help": "HTTP port for /metrics and /healthz"})
+    """Port of the HTTP server with /metrics and /healthz (0 = any free port)."""
+    tls_cert: Path | None = field(default=None, metadata={"help": "PEM server certificate (enables TLS)"})
+    """Server certificate chain, PEM. Its names must match the host in KEDA's `scalerAddress`."""
+    tls_key: Path | None = field(default=None, metadata={"help": "PEM private key of --tls-cert"})
+    """Private key of `tls_cert`, PEM."""
+    tls_client_ca: Path | None = field(
+        default=None, metadata={"help": "PEM CA bundle; clients must present a cert it signed (mTLS)"}
+    )
+    """CA bundle for client certificates; when set, clients without a valid certificate are refused."""
+    rpc_deadline_s: float = field(default=2.0, metadata={"help": "server-side deadline of every RPC"})
+    """Longest any unary RPC may take; KEDA's polling path sets no deadline of its own."""
+    max_age_s: float = field(default=60.0, metadata={"help": "older values are answered with UNAVAILABLE"})
+    """A decision older than this is not served: the RPC fails with UNAVAILABLE instead."""
+    idle_evict_s: float = field(default=600.0, metadata={"help": "forget targets not asked about for this long"})
+    """Targets no RPC asked about for this long stop being polled and are dropped."""
+    grace_s: float = field(default=10.0, metadata={"help": "time in-flight RPCs get on SIGTERM"})
+    """On SIGTERM: health goes NOT_SERVING, then in-flight RPCs get this long to finish."""
+    replay_dir: Path = field(
+        default=BUNDLED_TRACES, metadata={"help": "directory `source: replay` traces are read from"}
+    )
+    """`trace` paths of replay triggers are resolved inside this directory and may not leave it."""
+    prometheus_credentials: Path | None = field(
+        default=None, metadata={"help": "JSON file of Prometheus credentials per server address"}
+    )
+    """JSON list of {serverAddress, bearerTokenFile, username, passwordFile, caFile} objects."""
+    log_format: str = field(default="plain", metadata={"help": "plain or json"})
+    """Log line format."""
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    """Lowest level logged."""
+
+    def credentials(self) -> tuple[PrometheusCredentials, ...]:
+        """The Prometheus credentials file, parsed; empty when none is configured."""
+        if self.prometheus_credentials is None:
+            return ()
+        return load_credentials(self.prometheus_credentials)
+
+
+_CREDENTIAL_KEYS = {
+    "serverAddress": "server_address",
+    "bearerTokenFile": "bearer_token_file",
+    "username": "username",
+    "passwordFile": "password_file",
+    "caFile": "ca_file",
+}
+
+
+def load_credentials(path: Path) -> tuple[PrometheusCredentials, ...]:
+    """Parse the credentials file; every entry must name the server address it is for."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"prometheus credentials file {path}: {exc}") from exc
+    if not isinstance(raw, list):
+        raise SettingsError(f"prometheus credentials file {path}: expected a JSON list of objects")
+    result = []
+    for index, entry in enumerate(raw):
+        where = f"prometheus credentials file {path}, entry {index}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("serverAddress"), str):
+            raise SettingsError(f"{where}: expected an object with a `serverAddress` string")
+        unknown = set(entry) - set(_CREDENTIAL_KEYS)
+        if unknown:
+            raise SettingsError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_CREDENTIAL_KEYS)}")
+        kwargs: dict[str, Any] = {}
+        for key, name in _CREDENTIAL_KEYS.items():
+            if key in entry:
+                kwargs[name] = entry[key] if key in ("serverAddress", "username") else Path(entry[key])
+        if ("username" in kwargs) != ("password_file" in kwargs):
+            raise SettingsError(f"{where}: `username` and `passwordFile` go together")
+        result.append(PrometheusCredentials(**kwargs))
+    return tuple(result)
+
+
+def _convert(name: str, kind: object, text: str) -> object:
+    if name.endswith("_s"):
+        return parse_duration_s(text)
+    if kind == "int":
+        return int(text)
+    if "Path" in str(kind):
+        return Path(text)
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare a flag per Settings field on `parser` (defaults are resolved in `from_args`)."""
+    for spec in dataclasses.fields(Settings):
+        flag = "--" + spec.name.replace("_", "-").removesuffix("-s")
+        env = ENV_PREFIX + spec.name.upper().removesuffix("_S")
+        parser.add_argument(
+            flag,
+            dest=spec.name,
+            default=None,
+            help=f"{spec.metadata['help']} (env {env}; default {spec.default})",
+        )
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Settings from parsed flags, then the environment, then defaults."""
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(Settings):
+        env = ENV_PREFIX + spec.name.upper().removesuffix("_S")
+        text = getattr(args, spec.name, None)
+        origin = "--" + spec.name.replace("_", "-").removesuffix("-s")
+        if text is None and env in environ:
+            text, origin = environ[env], env
+        if text is None:
+            continue
+        try:
+            values[spec.name] = _convert(spec.name, spec.type, str(text))
+        except ValueError as exc:
+            raise SettingsError(f"{origin}: `{text}` is not valid; {exc}") from exc
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    if settings.log_format not in ("plain", "json"):
+        raise SettingsError(f"--log-format: `{settings.log_format}` is not valid; expected plain or json")
+    for name in ("grpc_port", "metrics_port"):
+        port = getattr(settings, name)
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"--{name.replace('_', '-')}: {port} is not a port number (0-65535)")
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """Convenience for tests and tools: flags and environment straight to Settings."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return from_args(parser.parse_args(list(argv)), environ)

@@ -1,0 +1,99 @@
+"""Parsing of the value syntaxes users already know from KEDA and Prometheus.
+
+Pure functions that raise ValueError with a message saying what was expected; callers add the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration_s(text: str, *, bare_unit_s: float | None = None) -> float:
+    """Seconds in a Go/Prometheus duration such as `15s`, `1m30s`, `500ms`, `7d`.
+
+    With `bare_unit_s`, a bare number is accepted and multiplied by it (KEDA's `timeout`
+    takes bare milliseconds: bare_unit_s=0.001).
+    """
+    raw = text.strip()
+    if bare_unit_s is not None:
+        try:
+            number = float(raw)
+        except ValueError:
+            pass
+        else:
+            return _positive_finite(number * bare_unit_s, text)
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(raw):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_S[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(raw):
+        hint = " or a number of milliseconds" if bare_unit_s == 0.001 else ""
+        raise ValueError(f"expected a duration such as 15s, 1m30s, 500ms or 7d{hint}")
+    return _positive_finite(total, text)
+
+
+def _positive_finite(seconds: float, text: str) -> float:
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("expected a duration greater than zero")
+    return seconds
+
+
+def parse_float(text: str) -> float:
+    """A finite float; rejects NaN and infinities, which no threshold can mean."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    """`true`/`false` (and 1/0, yes/no, on/off), case-insensitive, as Go's strconv.ParseBool is lenient."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """KEDA's `k1=v1,k2=v2` syntax (customHeaders, queryParameters); order kept, empty string allowed."""
+    if not text.strip():
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"expected k1=v1,k2=v2 pairs; `{item}` has no `name=`")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest readable form of a duration (for messages): 90 -> `1m30s`."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    parts = []
+    rest = seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            count = int(rest // size)
+            parts.append(f"{count}{unit}")
+            rest -= count * size
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)
