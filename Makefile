@@ -1,0 +1,59 @@
+# prescaler — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 9090
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/prescaler: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/prescaler ## create .venv and install prescaler with its dev tools
+
+.PHONY: run
+run: install ## serve on :$(PORT) with the embedded replay trace (no Prometheus needed)
+	$(BIN)/prescaler serve --grpc-port $(PORT)
+
+.PHONY: proto
+proto: install ## regenerate the gRPC stubs in scaler/_generated from proto/
+	PATH=$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc --proto_path=scaler/_generated=proto \
+	  --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. proto/*.proto
+
+.PHONY: proto-check
+proto-check: proto ## fail if the checked-in stubs differ from freshly generated ones
+	git diff --exit-code -- scaler/_generated
+
+.PHONY: lint
+lint: install ## ruff check + format check, import-linter layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+.PHONY: format
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict on everything but generated code
+	$(BIN)/mypy
+
+.PHONY: test
+test: install ## run the test suite (needs Debian's prometheus + promtool for the integration tests)
+	$(BIN)/pytest -q
+
+.PHONY: check
+check: proto-check lint typecheck test ## everything CI runs
+
+.PHONY: bench
+bench: install ## run the benchmarks (writes nothing; see benchmarks/README.md for each)
+	$(BIN)/python benchmarks/grpc_load.py

@@ -1,0 +1,5 @@
+"""`python -m scaler` is the `prescaler` command."""
+
+from scaler.cli import main
+
+raise SystemExit(main())

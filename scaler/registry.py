@@ -1,0 +1,161 @@
+"""The ScaledObject triggers prescaler tracks, keyed by (namespace, name, metadata hash).
+
+A target starts lazily on the first RPC that names it (KEDA calls GetMetricSpec first), is
+refreshed in the background by its Refresher, and is dropped after `idle_evict_s` without an RPC.
+Metadata is parsed once per distinct map; a bad map is remembered as its ConfigError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from scaler.errors import ConfigError, WarmingUp
+from scaler.policy import Decision
+from scaler.refresher import Refresher, TargetKey
+from scaler.settings import Settings
+from scaler.sources import Source, open_source
+from scaler.telemetry import Telemetry
+from scaler.trigger import TriggerConfig, parse_trigger
+
+logger = logging.getLogger(__name__)
+
+PARSE_CACHE_SIZE = 4096
+
+
+def metadata_digest(metadata: Mapping[str, str]) -> str:
+    """A stable hash of a metadata map (order-independent), the same on every replica."""
+    hasher = hashlib.sha256()
+    for key, value in sorted(metadata.items()):
+        hasher.update(key.encode() + b"\0" + value.encode() + b"\0")
+    return hasher.hexdigest()
+
+
+class _Tracked:
+    __slots__ = ("last_access_s", "leases", "refresher", "task")
+
+    def __init__(self, refresher: Refresher, task: asyncio.Task[None], now_s: float) -> None:
+        self.refresher = refresher
+        self.task = task
+        self.last_access_s = now_s
+        self.leases = 0
+
+
+class Registry:
+    """Targets by key; the gRPC handlers' only way to state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry,
+        *,
+        source_factory: Callable[[TriggerConfig, Settings], Source] = open_source,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._telemetry = telemetry
+        self._source_factory = source_factory
+        self._clock = clock
+        self._wall = wall
+        self._parsed: OrderedDict[str, TriggerConfig | ConfigError] = OrderedDict()
+        self._targets: dict[TargetKey, _Tracked] = {}
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def config(self, metadata: Mapping[str, str]) -> tuple[str, TriggerConfig]:
+        """(digest, parsed config) of a metadata map; raises its ConfigError. Parsed once per map."""
+        digest = metadata_digest(metadata)
+        parsed = self._parsed.get(digest)
+        if parsed is None:
+            try:
+                parsed = parse_trigger(metadata)
+            except ConfigError as exc:
+                parsed = exc
+            self._parsed[digest] = parsed
+            if len(self._parsed) > PARSE_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(digest)
+        if isinstance(parsed, ConfigError):
+            raise ConfigError(list(parsed.problems))
+        return digest, parsed
+
+    def track(self, namespace: str, name: str, metadata: Mapping[str, str]) -> Refresher:
+        """The target's refresher, started now if this is the first RPC naming it."""
+        digest, config = self.config(metadata)
+        key = TargetKey(namespace, name, digest)
+        tracked = self._targets.get(key)
+        now = self._clock()
+        if tracked is None:
+            source = self._source_factory(config, self._settings)
+            refresher = Refresher(
+                key, config, source, self._telemetry, max_age_s=self._settings.max_age_s, wall=self._wall
+            )
+            task = asyncio.create_task(refresher.run(), name=f"refresh {key}")
+            tracked = self._targets[key] = _Tracked(refresher, task, now)
+            self._telemetry.tracked_targets.set(len(self._targets))
+            logger.info("tracking %s (source %s, step %ss)", key, config.source, config.step_s)
+        tracked.last_access_s = now
+        return tracked.refresher
+
+    async def decision(self, namespace: str, name: str, metadata: Mapping[str, str], wait_s: float) -> Decision:
+        """The current decision; on a target's first call waits up to `wait_s` for its first read."""
+        refresher = self.track(namespace, name, metadata)
+        if refresher.decision is None:
+            try:
+                async with asyncio.timeout(wait_s):
+                    await refresher.first_attempt()
+            except TimeoutError:
+                raise WarmingUp(
+                    f"{refresher.key}: the first read of its signal did not finish within {wait_s:.1f}s"
+                ) from None
+        return refresher.current()
+
+    @contextlib.asynccontextmanager
+    async def leased(self, namespace: str, name: str, metadata: Mapping[str, str]) -> AsyncIterator[Refresher]:
+        """The target's refresher, kept from eviction while a stream holds it."""
+        refresher = self.track(namespace, name, metadata)
+        tracked = self._targets[refresher.key]
+        tracked.leases += 1
+        try:
+            yield refresher
+        finally:
+            tracked.leases -= 1
+            tracked.last_access_s = self._clock()
+
+    async def evict_idle(self) -> int:
+        """Drop targets without an RPC or open stream for `idle_evict_s`; returns how many."""
+        limit = self._clock() - self._settings.idle_evict_s
+        idle = [k for k, t in self._targets.items() if t.leases == 0 and t.last_access_s < limit]
+        for key in idle:
+            await self._drop(key)
+            self._telemetry.evictions.inc()
+            logger.info("stopped tracking %s: no RPC for %ss", key, self._settings.idle_evict_s)
+        return len(idle)
+
+    async def run_evictions(self, every_s: float = 30.0) -> None:
+        """Background task: evict idle targets periodically."""
+        while True:
+            await asyncio.sleep(every_s)
+            await self.evict_idle()
+
+    async def _drop(self, key: TargetKey) -> None:
+        tracked = self._targets.pop(key)
+        tracked.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tracked.task
+        await tracked.refresher.source.aclose()
+        self._telemetry.forget_target(key.namespace, key.name, tracked.refresher.config.metric_name)
+        self._telemetry.tracked_targets.set(len(self._targets))
+
+    async def aclose(self) -> None:
+        """Stop every refresher and close every source."""
+        for key in list(self._targets):
+            await self._drop(key)

@@ -1,0 +1,72 @@
+"""The HTTP side port: `/metrics` (Prometheus text format) and `/healthz`, on the event loop.
+
+A minimal HTTP/1.1 responder over asyncio streams: two GET paths, one response per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+logger = logging.getLogger(__name__)
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_READ_TIMEOUT_S = 5.0
+
+
+class HttpServer:
+    """Serves the metrics registry and a health answer supplied by `healthy()`."""
+
+    def __init__(self, registry: CollectorRegistry, healthy: Callable[[], bool]) -> None:
+        self._registry = registry
+        self._healthy = healthy
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._handle, host, port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"only GET\n"
+        route = path.split("?", 1)[0]
+        if route == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        if route == "/healthz":
+            if self._healthy():
+                return 200, "text/plain", b"ok\n"
+            return 503, "text/plain", b"shutting down\n"
+        return 404, "text/plain", b"not found; try /metrics or /healthz\n"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(_READ_TIMEOUT_S):
+                request_line = (await reader.readline()).decode("latin-1").split()
+                while (await reader.readline()).strip():
+                    pass  # headers are not needed
+            if len(request_line) < 2:
+                return
+            method, path = request_line[0], request_line[1]
+            status, content_type, body = self._respond(method, path)
+            head = (
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except (TimeoutError, ConnectionError, UnicodeDecodeError) as exc:
+            logger.debug("HTTP request dropped: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()

@@ -1,0 +1,95 @@
+"""Replay a recorded trace as if it were the live signal: the embedded default, no Prometheus needed.
+
+The trace is laid on the wall clock in a loop: at unix time t the value is the trace's value at
+offset `(t * replaySpeed) mod span` from its first timestamp, linearly interpolated. The mapping
+depends on the clock alone, so every scaler replica answers the same for the same moment.
+Trace paths are resolved inside the scaler's replay directory and may not leave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from scaler.errors import ConfigError, NullValueError, SourceUnreachable
+from scaler.settings import Settings
+from scaler.sources import Sample, Series
+from scaler.traces import Trace, TraceError, load_trace
+from scaler.trigger import TriggerConfig
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """`root / relative`, refusing any path (absolute, `..`, symlink) that ends outside `root`."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise ConfigError([f"`trace`: `{relative}` is outside the replay directory {base}"])
+    if not target.exists():
+        available = ", ".join(sorted(p.name for p in base.iterdir() if p.suffix in (".csv", ".txt")))
+        raise ConfigError([f"`trace`: `{relative}` does not exist in {base}; available: {available}"])
+    return target
+
+
+class ReplaySource:
+    """A trace file served as a live signal."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        speed: float = 1.0,
+        ignore_null_values: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.speed = speed
+        self.ignore_null_values = ignore_null_values
+        self._clock = clock
+        self._trace: Trace | None = None
+
+    @classmethod
+    def from_config(cls, config: TriggerConfig, settings: Settings) -> ReplaySource:
+        assert config.trace is not None  # TriggerConfig.validate guarantees it for source=replay
+        path = resolve_inside(settings.replay_dir, config.trace)
+        return cls(path, speed=config.replay_speed, ignore_null_values=config.ignore_null_values)
+
+    async def _loaded(self) -> Trace:
+        if self._trace is None:
+            try:
+                self._trace = await asyncio.to_thread(load_trace, self.path)
+            except TraceError as exc:
+                raise SourceUnreachable(f"replay trace {self.path}: {exc}") from exc
+        return self._trace
+
+    def _values_at(self, trace: Trace, at_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        offsets = trace.at_s - trace.at_s[0]
+        span = float(offsets[-1]) + trace.step_s
+        position = np.mod(at_s * self.speed, span)
+        # Close the loop: after the last point the value runs back towards the first one.
+        xs = np.append(offsets, span)
+        ys = np.append(trace.values, trace.values[0])
+        return np.interp(position, xs, ys)
+
+    async def sample(self) -> Sample:
+        trace = await self._loaded()
+        now = self._clock()
+        value = float(self._values_at(trace, np.array([now]))[0])
+        if not math.isfinite(value):
+            if not self.ignore_null_values:
+                raise NullValueError(f"replay trace {self.path} has no value at {now:.0f}")
+            value = 0.0
+        return Sample(now, value)
+
+    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
+        trace = await self._loaded()
+        at_s = np.arange(start_s, end_s + step_s / 2, step_s, dtype=np.float64)
+        return Series(at_s, self._values_at(trace, at_s))
+
+    async def aclose(self) -> None:
+        self._trace = None

@@ -1,0 +1,119 @@
+"""prescaler's own metrics, on an injected CollectorRegistry, and the one RPC latency interceptor."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Telemetry:
+    """Every metric the scaler exports; one instance per server, on the registry it is given."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.rpc_seconds = Histogram(
+            "prescaler_rpc_duration_seconds",
+            "Server-side latency of unary ExternalScaler RPCs.",
+            ["method", "code"],
+            buckets=_RPC_BUCKETS,
+            registry=registry,
+        )
+        self.streams_open = Gauge(
+            "prescaler_streams_open", "Open streaming RPCs.", ["method"], registry=registry
+        )
+        self.tracked_targets = Gauge(
+            "prescaler_tracked_targets", "ScaledObject triggers being polled.", registry=registry
+        )
+        self.samples = Counter(
+            "prescaler_samples_total", "Successful reads of a target's signal.", ["source"], registry=registry
+        )
+        self.source_errors = Counter(
+            "prescaler_source_errors_total",
+            "Failed reads of a target's signal, by error class.",
+            ["source", "error"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "prescaler_decisions_total",
+            "Decisions computed, by mode and by which term won.",
+            ["mode", "reason"],
+            registry=registry,
+        )
+        self.target_value = Gauge(
+            "prescaler_target_value",
+            "Per target: the observed load and the value answered (kind=observed|value).",
+            ["namespace", "name", "metric", "kind"],
+            registry=registry,
+        )
+        self.target_active = Gauge(
+            "prescaler_target_active",
+            "Per target: 1 when IsActive answers true.",
+            ["namespace", "name", "metric"],
+            registry=registry,
+        )
+        self.evictions = Counter(
+            "prescaler_target_evictions_total", "Targets dropped after being idle.", registry=registry
+        )
+
+    def forget_target(self, namespace: str, name: str, metric: str) -> None:
+        """Remove an evicted target's series so that /metrics does not show a stale value."""
+        for kind in ("observed", "value"):
+            try:
+                self.target_value.remove(namespace, name, metric, kind)
+            except KeyError:
+                pass
+        try:
+            self.target_active.remove(namespace, name, metric)
+        except KeyError:
+            pass
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class LatencyInterceptor(grpc.aio.ServerInterceptor):
+    """Times every unary RPC and labels it with the status code it ended with."""
+
+    def __init__(self, telemetry: Telemetry, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._telemetry = telemetry
+        self._clock = clock
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        timed = self._timed(method, handler.unary_unary)
+        return grpc.unary_unary_rpc_method_handler(
+            timed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _timed(self, method: str, behavior: Behavior) -> Behavior:
+        histogram = self._telemetry.rpc_seconds
+        clock = self._clock
+
+        async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            start = clock()
+            code = "OK"
+            try:
+                return await behavior(request, context)
+            except BaseException:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                histogram.labels(method, code).observe(clock() - start)
+
+        return timed
