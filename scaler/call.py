@@ -25,12 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="call a running scaler as KEDA would and print the answer",
         description="Call GetMetricSpec, GetMetrics or IsActive on a running scaler and print the JSON answer.",
     )
-    parser.add_argument("method", choices=(*METHODS, "all"), help="the RPC to call (all: the three, in KEDA's order)")
+    parser.add_argument(
+        "method", choices=(*METHODS, "all"), help="the RPC to call (all: the three, in KEDA's order)"
+    )
     parser.add_argument("--address", default="127.0.0.1:9090", help="host:port of the scaler")
     parser.add_argument("--namespace", default="default", help="the ScaledObject's namespace")
     parser.add_argument("--name", default="example", help="the ScaledObject's name")
     parser.add_argument(
-        "--metadata", default=EXAMPLE_METADATA, help="trigger metadata as k1=v1,k2=v2 (default: the embedded replay)"
+        "--metadata",
+        default=EXAMPLE_METADATA,
+        help="trigger metadata as k1=v1,k2=v2 (default: the embedded replay)",
     )
     parser.add_argument("--ca", type=Path, help="PEM CA to verify a TLS server with")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up")
@@ -63,7 +67,9 @@ async def _run(args: argparse.Namespace) -> int:
     async with channel:
         for method in methods:
             try:
-                print(f"{method}: {await call(channel, method, ref, metadata.get('metricName', 'prescaler'), args.timeout)}")
+                print(
+                    f"{method}: {await call(channel, method, ref, metadata.get('metricName', 'prescaler'), args.timeout)}"
+                )
             except grpc.aio.AioRpcError as exc:
                 print(f"{method}: {exc.code().name}: {exc.details()}")
                 return 1

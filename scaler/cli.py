@@ -44,7 +44,11 @@ def _announce(config: settings.Settings) -> Callable[[Ports], None]:
         if config.tls_client_ca:
             tls = "mutual TLS"
         metadata = call.EXAMPLE_METADATA
-        ref = {"name": "example", "namespace": "default", "scalerMetadata": dict(p.split("=") for p in metadata.split(","))}
+        ref = {
+            "name": "example",
+            "namespace": "default",
+            "scalerMetadata": dict(p.split("=") for p in metadata.split(",")),
+        }
         print(
             f"prescaler {__version__} listening\n"
             f"  gRPC  {config.host}:{ports.grpc} ({tls}): externalscaler.ExternalScaler, grpc.health.v1, reflection\n"
@@ -79,7 +83,8 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="prescaler", description="KEDA external scaler that scales GPU inference services before demand arrives."
+        prog="prescaler",
+        description="KEDA external scaler that scales GPU inference services before demand arrives.",
     )
     parser.add_argument("--version", action="version", version=f"prescaler {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)

@@ -38,10 +38,12 @@ class History:
         if self._last_step is None:
             self._last_step = step
         elif step > self._last_step:
-            skipped = min(step - self._last_step, self.capacity)
             # Clear the slots of the skipped steps: they had no sample.
-            for k in range(1, skipped):
-                self._values[(self._last_step + k) % self.capacity] = math.nan
+            if step - self._last_step >= self.capacity:
+                self._values.fill(math.nan)
+            else:
+                for k in range(1, step - self._last_step):
+                    self._values[(self._last_step + k) % self.capacity] = math.nan
             self._last_step = step
         elif self._last_step - step >= self.capacity:
             return
@@ -60,7 +62,7 @@ class History:
         count = self.capacity if steps is None else max(0, min(steps, self.capacity))
         first = self._last_step - count + 1
         steps_idx = np.arange(first, self._last_step + 1)
-        return steps_idx * self.step_s, self._values[steps_idx % self.capacity].copy()
+        return (steps_idx * self.step_s).astype(np.float64), self._values[steps_idx % self.capacity].copy()
 
     def latest(self) -> float:
         """The newest step's value (NaN when there is none)."""

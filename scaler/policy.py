@@ -28,7 +28,9 @@ class Decision(NamedTuple):
     """Which term won and why, e.g. `observed` or `forecast(ensemble)`."""
 
 
-def decide(at_s: float, observed: float, config: TriggerConfig, forecast_bound: float | None = None) -> Decision:
+def decide(
+    at_s: float, observed: float, config: TriggerConfig, forecast_bound: float | None = None
+) -> Decision:
     """The value KEDA should see now.
 
     `forecast_bound` is the chosen quantile of the forecast, maximised over [now, now + lead time];

@@ -105,7 +105,9 @@ class Registry:
         tracked.last_access_s = now
         return tracked.refresher
 
-    async def decision(self, namespace: str, name: str, metadata: Mapping[str, str], wait_s: float) -> Decision:
+    async def decision(
+        self, namespace: str, name: str, metadata: Mapping[str, str], wait_s: float
+    ) -> Decision:
         """The current decision; on a target's first call waits up to `wait_s` for its first read."""
         refresher = self.track(namespace, name, metadata)
         if refresher.decision is None:
@@ -119,7 +121,9 @@ class Registry:
         return refresher.current()
 
     @contextlib.asynccontextmanager
-    async def leased(self, namespace: str, name: str, metadata: Mapping[str, str]) -> AsyncIterator[Refresher]:
+    async def leased(
+        self, namespace: str, name: str, metadata: Mapping[str, str]
+    ) -> AsyncIterator[Refresher]:
         """The target's refresher, kept from eviction while a stream holds it."""
         refresher = self.track(namespace, name, metadata)
         tracked = self._targets[refresher.key]

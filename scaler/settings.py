@@ -76,7 +76,9 @@ class Settings:
     """Longest any unary RPC may take; KEDA's polling path sets no deadline of its own."""
     max_age_s: float = field(default=60.0, metadata={"help": "older values are answered with UNAVAILABLE"})
     """A decision older than this is not served: the RPC fails with UNAVAILABLE instead."""
-    idle_evict_s: float = field(default=600.0, metadata={"help": "forget targets not asked about for this long"})
+    idle_evict_s: float = field(
+        default=600.0, metadata={"help": "forget targets not asked about for this long"}
+    )
     """Targets no RPC asked about for this long stop being polled and are dropped."""
     grace_s: float = field(default=10.0, metadata={"help": "time in-flight RPCs get on SIGTERM"})
     """On SIGTERM: health goes NOT_SERVING, then in-flight RPCs get this long to finish."""

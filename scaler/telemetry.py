@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -64,20 +65,21 @@ class Telemetry:
     def forget_target(self, namespace: str, name: str, metric: str) -> None:
         """Remove an evicted target's series so that /metrics does not show a stale value."""
         for kind in ("observed", "value"):
-            try:
+            with contextlib.suppress(KeyError):
                 self.target_value.remove(namespace, name, metric, kind)
-            except KeyError:
-                pass
-        try:
+        with contextlib.suppress(KeyError):
             self.target_active.remove(namespace, name, metric)
-        except KeyError:
-            pass
 
+
+if TYPE_CHECKING:  # the stubs make it generic; the runtime class is not subscriptable
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.aio.ServerInterceptor
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-class LatencyInterceptor(grpc.aio.ServerInterceptor):
+class LatencyInterceptor(_Interceptor):
     """Times every unary RPC and labels it with the status code it ended with."""
 
     def __init__(self, telemetry: Telemetry, clock: Callable[[], float] = time.perf_counter) -> None:
@@ -86,14 +88,14 @@ class LatencyInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
-        timed = self._timed(method, handler.unary_unary)
+        timed = self._timed(method, cast(Behavior, handler.unary_unary))
         return grpc.unary_unary_rpc_method_handler(
             timed,
             request_deserializer=handler.request_deserializer,

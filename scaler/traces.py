@@ -31,6 +31,9 @@ import numpy.typing as npt
 NASA_START_S = datetime(1995, 7, 1, 4, 0, 1, tzinfo=UTC).timestamp()
 
 
+_Arrays = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
 class TraceError(ValueError):
     """A trace file that cannot be read as a series; names the file, the line and the problem."""
 
@@ -119,7 +122,7 @@ def _csv(path: Path, bin_s: float) -> tuple[npt.NDArray[np.float64], npt.NDArray
     )
 
 
-def _timestamp_value(path: Path, rows: list[list[str]]) -> tuple[npt.NDArray[np.float64], ...]:
+def _timestamp_value(path: Path, rows: list[list[str]]) -> _Arrays:
     at_s, values = [], []
     for line, row in enumerate(rows, start=2):
         if not row:
@@ -135,7 +138,7 @@ def _timestamp_value(path: Path, rows: list[list[str]]) -> tuple[npt.NDArray[np.
     return np.asarray(at_s, dtype=np.float64), np.asarray(values, dtype=np.float64)
 
 
-def _arrivals(path: Path, rows: list[list[str]], bin_s: float) -> tuple[npt.NDArray[np.float64], ...]:
+def _arrivals(path: Path, rows: list[list[str]], bin_s: float) -> _Arrays:
     times = []
     for line, row in enumerate(rows, start=2):
         if row:
@@ -149,9 +152,7 @@ def _arrivals(path: Path, rows: list[list[str]], bin_s: float) -> tuple[npt.NDAr
     return start + bin_s * np.arange(counts.size, dtype=np.float64), counts / bin_s
 
 
-def _summed_per_bin(
-    path: Path, header: list[str], rows: list[list[str]], bin_s: float
-) -> tuple[npt.NDArray[np.float64], ...]:
+def _summed_per_bin(path: Path, header: list[str], rows: list[list[str]], bin_s: float) -> _Arrays:
     col = {name.lower(): i for i, name in enumerate(header)}
     kind = col.get("request_type")
     picked = [r for r in rows if r and (kind is None or r[kind] == "Generative Requests")]
@@ -162,10 +163,10 @@ def _summed_per_bin(
     total = np.bincount(index, weights=vals)
     seen = np.bincount(index) > 0
     grid = start + bin_s * np.arange(total.size, dtype=np.float64)
-    return grid[seen], total[seen]
+    return grid[seen], total[seen].astype(np.float64)
 
 
-def _servegen(folder: Path) -> tuple[npt.NDArray[np.float64], ...]:
+def _servegen(folder: Path) -> _Arrays:
     files = sorted(folder.glob("chunk-*-trace.csv"))
     if not files:
         raise TraceError(f"trace {folder}: a folder must hold ServeGen chunk-*-trace.csv files")
@@ -185,7 +186,7 @@ def _headerless_pairs(file: Path) -> Iterable[tuple[float, float]]:
                 yield _float(row[0], where), _float(row[1], where)
 
 
-def _per_second_counts(path: Path) -> tuple[npt.NDArray[np.float64], ...]:
+def _per_second_counts(path: Path) -> _Arrays:
     try:
         counts = np.asarray(path.read_text().split(), dtype=np.float64)
     except ValueError:

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
@@ -67,7 +68,7 @@ class App:
         self.telemetry = Telemetry(self.metrics)
         self.registry = Registry(settings, self.telemetry, source_factory=source_factory, wall=wall)
         self.service = ExternalScalerService(self.registry, settings, self.telemetry)
-        self.health = health.aio.HealthServicer()
+        self.health = HealthServicer()
         self._serving = False
         self._http = HttpServer(self.metrics, healthy=lambda: self._serving)
         self._server: grpc.aio.Server | None = None
@@ -81,7 +82,9 @@ class App:
         )
         pb_grpc.add_ExternalScalerServicer_to_server(self.service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
         address = f"{self.settings.host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
         if credentials is None:

@@ -74,7 +74,7 @@ class ReplaySource:
         # Close the loop: after the last point the value runs back towards the first one.
         xs = np.append(offsets, span)
         ys = np.append(trace.values, trace.values[0])
-        return np.interp(position, xs, ys)
+        return np.asarray(np.interp(position, xs, ys), dtype=np.float64)
 
     async def sample(self) -> Sample:
         trace = await self._loaded()

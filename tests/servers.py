@@ -1,0 +1,133 @@
+"""Test helpers: a real prescaler App on 127.0.0.1 with scripted sources and clocks."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from scaler._generated import externalscaler_pb2 as pb
+from scaler._generated import externalscaler_pb2_grpc as pb_grpc
+from scaler.errors import PrescalerError
+from scaler.server.app import App, Ports
+from scaler.settings import Settings
+from scaler.sources import Sample, Series, Source
+from scaler.trigger import TriggerConfig
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now_s: float = 1_700_000_000.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+class ScriptedSource:
+    """A source whose next answer the test sets: a value, an exception, or `hold` (never answers)."""
+
+    def __init__(self, clock: Callable[[], float], value: float | PrescalerError = 0.0) -> None:
+        self.clock = clock
+        self.answer: float | PrescalerError = value
+        self.hold = False
+        self.calls = 0
+        self.closed = False
+
+    async def sample(self) -> Sample:
+        import asyncio
+
+        self.calls += 1
+        if self.hold:
+            await asyncio.Event().wait()
+        if isinstance(self.answer, PrescalerError):
+            raise self.answer
+        return Sample(self.clock(), self.answer)
+
+    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
+        raise NotImplementedError("not used by these tests")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class SourceBook:
+    """source_factory for App: one ScriptedSource per trigger, found again by a `tag` metadata... or by query."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.by_query: dict[str, ScriptedSource] = {}
+
+    def __call__(self, config: TriggerConfig, settings: Settings) -> Source:
+        key = config.query or config.trace or ""
+        source = self.by_query.get(key)
+        if source is None:
+            source = self.by_query[key] = ScriptedSource(self.clock)
+        return source
+
+    def get(self, query: str) -> ScriptedSource:
+        if query not in self.by_query:
+            self.by_query[query] = ScriptedSource(self.clock)
+        return self.by_query[query]
+
+
+def metadata(query: str = "load", **extra: str) -> dict[str, str]:
+    """Valid Prometheus-trigger metadata (the source behind it is scripted)."""
+    base = {"serverAddress": "http://prometheus.test:9090", "query": query, "threshold": "10"}
+    base.update(extra)
+    return base
+
+
+def ref(meta: dict[str, str], name: str = "llm", namespace: str = "serving") -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name=name, namespace=namespace, scalerMetadata=meta)
+
+
+@dataclasses.dataclass
+class Running:
+    app: App
+    ports: Ports
+    channel: grpc.aio.Channel
+    stub: pb_grpc.ExternalScalerStub
+    clock: FakeClock
+    sources: SourceBook
+    metrics: CollectorRegistry
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        return self.metrics.get_sample_value(name, labels or {})
+
+
+@contextlib.asynccontextmanager
+async def running_app(
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    target_host: str = "127.0.0.1",
+    channel_options: list[tuple[str, Any]] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Running]:
+    """A started App on free loopback ports with scripted sources, and a channel to it."""
+    clock = FakeClock()
+    sources = SourceBook(clock)
+    metrics = CollectorRegistry()
+    fields: dict[str, Any] = {"host": "127.0.0.1", "grpc_port": 0, "metrics_port": 0, "grace_s": 1.0}
+    fields.update(overrides)
+    settings = Settings(**fields)
+    app = App(settings, metrics=metrics, source_factory=sources, wall=clock)
+    ports = await app.start()
+    address = f"{target_host}:{ports.grpc}"
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(address, options=channel_options)
+    else:
+        channel = grpc.aio.secure_channel(address, credentials, options=channel_options)
+    try:
+        yield Running(app, ports, channel, pb_grpc.ExternalScalerStub(channel), clock, sources, metrics)
+    finally:
+        await channel.close()
+        await app.stop()

@@ -1,0 +1,130 @@
+"""Trigger metadata -> TriggerConfig, by table."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.errors import ConfigError
+from scaler.trigger import TriggerConfig, parse_trigger
+
+PROM = {"serverAddress": "http://prometheus.monitoring:9090", "query": "sum(vllm:num_requests_waiting)"}
+
+
+def _parse(**meta: str) -> TriggerConfig:
+    return parse_trigger({**PROM, "threshold": "8", **meta})
+
+
+@pytest.mark.parametrize(
+    ("meta", "field", "expected"),
+    [
+        pytest.param({}, "threshold", 8.0, id="threshold"),
+        pytest.param({}, "activation_threshold", 0.0, id="activation-default-0"),
+        pytest.param({"activationThreshold": "2.5"}, "activation_threshold", 2.5, id="activation"),
+        pytest.param({}, "ignore_null_values", True, id="ignore-null-default-true"),
+        pytest.param({"ignoreNullValues": "false"}, "ignore_null_values", False, id="ignore-null-false"),
+        pytest.param({"ignoreNullValues": "FALSE"}, "ignore_null_values", False, id="bool-case-insensitive"),
+        pytest.param({}, "timeout_s", 3.0, id="timeout-default"),
+        pytest.param({"timeout": "1500"}, "timeout_s", 1.5, id="timeout-bare-ms"),
+        pytest.param({"timeout": "2s"}, "timeout_s", 2.0, id="timeout-duration"),
+        pytest.param({"step": "1m30s"}, "step_s", 90.0, id="step-go-duration"),
+        pytest.param({}, "metric_name", "prescaler", id="metric-name-default"),
+        pytest.param({"metricName": "vllm-waiting"}, "metric_name", "vllm-waiting", id="metric-name"),
+        pytest.param(
+            {"customHeaders": "X-Scope-OrgID=team-a,X-Env=prod"},
+            "custom_headers",
+            (("X-Scope-OrgID", "team-a"), ("X-Env", "prod")),
+            id="custom-headers",
+        ),
+        pytest.param(
+            {"queryParameters": "dedup=true"}, "query_parameters", (("dedup", "true"),), id="params"
+        ),
+        pytest.param({"unsafeSsl": "true"}, "unsafe_ssl", True, id="unsafe-ssl"),
+        pytest.param(
+            {"scalerAddress": "prescaler:9090", "enableTLS": "true"}, "mode", "reactive", id="keda-keys"
+        ),
+        pytest.param(
+            {"serverAddressFromEnv": "http://other:9090"},
+            "server_address",
+            "http://other:9090",
+            id="from-env-alias",
+        ),
+    ],
+)
+def test_valid_metadata(meta: dict[str, str], field: str, expected: object) -> None:
+    merged = {**PROM, "threshold": "8", **meta}
+    if "serverAddressFromEnv" in meta:
+        del merged["serverAddress"]
+    assert getattr(parse_trigger(merged), field) == expected
+
+
+def test_replay_source_needs_no_prometheus_keys() -> None:
+    config = parse_trigger({"source": "replay", "trace": "x.csv", "threshold": "5", "replaySpeed": "60"})
+    assert (config.source, config.trace, config.replay_speed) == ("replay", "x.csv", 60.0)
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragments"),
+    [
+        pytest.param({"threshold": "0"}, ["`threshold`: `0`", "greater than 0"], id="threshold-zero"),
+        pytest.param({"threshold": "abc"}, ["`threshold`: `abc`", "a number"], id="threshold-text"),
+        pytest.param({"threshold": "inf"}, ["`threshold`: `inf`", "finite"], id="threshold-inf"),
+        pytest.param({"activationThreshold": "-1"}, [], id="negative-activation-allowed"),
+        pytest.param(
+            {"ignoreNullValues": "maybe"}, ["`ignoreNullValues`: `maybe`", "true or false"], id="bool"
+        ),
+        pytest.param({"timeout": "soon"}, ["`timeout`: `soon`", "milliseconds"], id="timeout"),
+        pytest.param(
+            {"timeout": "20s"}, ["`timeout` (20s) must be shorter than `step` (15s)"], id="timeout-vs-step"
+        ),
+        pytest.param({"step": "0s"}, ["`step`: `0s`", "greater than zero"], id="step-zero"),
+        pytest.param({"serverAddress": "prometheus:9090"}, ["`serverAddress`", "http://"], id="url-scheme"),
+        pytest.param({"customHeaders": "novalue"}, ["`customHeaders`", "k1=v1"], id="pairs"),
+        pytest.param({"metricName": "bad name!"}, ["`metricName`: `bad name!`"], id="metric-name"),
+        pytest.param(
+            {"mode": "predictive"}, ["`mode`: `predictive`", "forecasting engine"], id="predictive-not-yet"
+        ),
+        pytest.param({"mode": "shadow"}, ["`mode`: `shadow`"], id="shadow-not-yet"),
+        pytest.param({"mode": "eager"}, ["`mode`: `eager`", "expected one of reactive"], id="mode-unknown"),
+        pytest.param({"treshold": "5"}, ["unknown key `treshold`", "known keys: threshold"], id="typo"),
+        pytest.param({"source": "kafka"}, ["`source`: `kafka`", "prometheus, replay"], id="source"),
+        pytest.param(
+            {"queryFromEnv": "up"}, ["`query` and `queryFromEnv` both set"], id="both-env-and-plain"
+        ),
+    ],
+)
+def test_invalid_metadata_names_key_value_and_expectation(meta: dict[str, str], fragments: list[str]) -> None:
+    merged = {**PROM, "threshold": "8", **meta}
+    if not fragments:
+        parse_trigger(merged)
+        return
+    with pytest.raises(ConfigError) as caught:
+        parse_trigger(merged)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_every_bad_key_is_listed_in_one_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_trigger({"threshold": "x", "ignoreNullValues": "y", "step": "z", "bogus": "1"})
+    problems = caught.value.problems
+    assert len(problems) == 4
+    assert {p.split(":")[0] for p in problems} >= {"`ignoreNullValues`", "`step`", "`threshold`"}
+    assert any("unknown key `bogus`" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        pytest.param({"threshold": "3"}, "`serverAddress` is required", id="prometheus-needs-address"),
+        pytest.param({"threshold": "3", "source": "replay"}, "`trace` is required", id="replay-needs-trace"),
+        pytest.param({}, "`threshold` is required", id="threshold-required"),
+    ],
+)
+def test_required_keys(meta: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        parse_trigger(meta)
+
+
+def test_equal_metadata_gives_equal_config() -> None:
+    assert _parse() == _parse()
+    assert hash(_parse()) == hash(_parse())
