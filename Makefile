@@ -47,8 +47,15 @@ format: install ## apply ruff's fixes and formatting
 typecheck: install ## mypy --strict on everything but generated code
 	$(BIN)/mypy
 
+.PHONY: system-deps
+system-deps: ## install Debian's prometheus + promtool if missing (integration tests start their own)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  $$SUDO systemctl stop prometheus 2>/dev/null || true; }
+
 .PHONY: test
-test: install ## run the test suite (needs Debian's prometheus + promtool for the integration tests)
+test: install system-deps ## run the test suite (a real Prometheus is started by the tests)
 	$(BIN)/pytest -q
 
 .PHONY: check
