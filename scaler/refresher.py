@@ -18,7 +18,7 @@ from typing import NamedTuple
 from scaler.errors import PrescalerError, QueryShapeError, SourceError, StaleValue, WarmingUp
 from scaler.history import History
 from scaler.policy import Decision, decide
-from scaler.sources import Source
+from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
@@ -156,7 +156,11 @@ class Refresher:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""
         step = self.config.step_s
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:
+                # A bug must not end the loop silently: log it; the decision ages into UNAVAILABLE.
+                self._log.exception("refresh failed unexpectedly")
             now = self._wall()
             delay = step - ((now - self._phase_s) % step)
             await self._sleep(delay if delay > 0.001 else step)

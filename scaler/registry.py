@@ -19,7 +19,8 @@ from scaler.errors import ConfigError, WarmingUp
 from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
 from scaler.settings import Settings
-from scaler.sources import Source, open_source
+from scaler.sources.base import Source
+from scaler.sources.catalog import open_source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig, parse_trigger
 

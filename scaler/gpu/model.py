@@ -62,6 +62,10 @@ class PodRef(NamedTuple):
     container: str
 
 
+NO_POD = PodRef("", "", "")
+"""The labels of a device no known container holds."""
+
+
 class Snapshot(NamedTuple):
     """Everything one sampling step produced; what a scrape serves until it is too old."""
 

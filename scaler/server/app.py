@@ -27,7 +27,8 @@ from scaler.registry import Registry
 from scaler.server.handlers import ExternalScalerService
 from scaler.server.http import HttpServer
 from scaler.settings import Settings
-from scaler.sources import Source, open_source
+from scaler.sources.base import Source
+from scaler.sources.catalog import open_source
 from scaler.telemetry import LatencyInterceptor, Telemetry
 from scaler.trigger import TriggerConfig
 

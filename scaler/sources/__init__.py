@@ -1,59 +1,9 @@
 """Metric sources: where a target's load signal comes from.
 
-A source is one module with one class behind the tiny `Source` protocol; `open_source` is the
-catalog that picks it from the trigger's `source` key. Adding a source is one module plus one
-entry in `open_source`.
+Each source is one module with one class behind the tiny `Source` protocol (`base`); `catalog`
+picks one from the trigger's `source` key. Sources never import each other.
 """
 
-from __future__ import annotations
+from scaler.sources.base import Sample, Series, Source
 
-from typing import NamedTuple, Protocol
-
-import numpy as np
-import numpy.typing as npt
-
-from scaler.settings import Settings
-from scaler.trigger import TriggerConfig
-
-
-class Sample(NamedTuple):
-    """One observation of the load signal."""
-
-    at_s: float
-    """Unix time the value refers to."""
-    value: float
-    """The load, in the trigger's units (the same units as `threshold`)."""
-
-
-class Series(NamedTuple):
-    """A stretch of the signal's past, oldest first; NaN where the source had no value."""
-
-    at_s: npt.NDArray[np.float64]
-    values: npt.NDArray[np.float64]
-
-
-class Source(Protocol):
-    """What the refresher needs from a source."""
-
-    async def sample(self) -> Sample:
-        """The value now; raises a SourceError (or QueryShapeError) when it cannot be known."""
-        ...
-
-    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
-        """Values at every `step_s` from `start_s` to `end_s` (unix seconds), for bootstrapping."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; the source is not used afterwards."""
-        ...
-
-
-def open_source(config: TriggerConfig, settings: Settings) -> Source:
-    """The source a trigger asks for, built with the scaler's own settings."""
-    if config.source == "replay":
-        from scaler.sources.replay import ReplaySource
-
-        return ReplaySource.from_config(config, settings)
-    from scaler.sources.prometheus import PrometheusSource
-
-    return PrometheusSource.from_config(config, settings)
+__all__ = ["Sample", "Series", "Source"]

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from scaler.errors import ConfigError, NullValueError, SourceUnreachable
 from scaler.settings import Settings
-from scaler.sources import Sample, Series
+from scaler.sources.base import Sample, Series
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import TriggerConfig
 
