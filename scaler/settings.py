@@ -43,6 +43,7 @@ class PrometheusCredentials:
 
     @property
     def origin(self) -> str:
+        """The origin these credentials may be sent to, normalised as `origin_of` does."""
         return origin_of(self.server_address)
 
 
@@ -133,6 +134,8 @@ def load_credentials(path: Path) -> tuple[PrometheusCredentials, ...]:
                 kwargs[name] = entry[key] if key in ("serverAddress", "username") else Path(entry[key])
         if ("username" in kwargs) != ("password_file" in kwargs):
             raise SettingsError(f"{where}: `username` and `passwordFile` go together")
+        if "username" in kwargs and "bearer_token_file" in kwargs:
+            raise SettingsError(f"{where}: give `bearerTokenFile` or `username`/`passwordFile`, not both")
         result.append(PrometheusCredentials(**kwargs))
     return tuple(result)
 
@@ -185,6 +188,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("--tls-cert and --tls-key go together")
     if settings.tls_client_ca is not None and settings.tls_cert is None:
         raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    # Read the credentials file now, so a bad one stops the start instead of the first poll.
+    settings.credentials()
     if settings.log_format not in ("plain", "json"):
         raise SettingsError(f"--log-format: `{settings.log_format}` is not valid; expected plain or json")
     for name in ("grpc_port", "metrics_port"):

@@ -18,7 +18,7 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple, NotRequired, TypedDict, cast
 
@@ -34,7 +34,7 @@ from scaler.errors import (
     SourceUnreachable,
 )
 from scaler.settings import PrometheusCredentials, Settings, origin_of
-from scaler.sources import Sample, Series
+from scaler.sources.base import Sample, Series
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
 
@@ -91,14 +91,6 @@ class _AnswerError(ValueError):
     """The JSON body is Prometheus' error envelope, or not of the shape its API documents."""
 
 
-def credentials_for(
-    server_address: str, candidates: Iterable[PrometheusCredentials]
-) -> PrometheusCredentials | None:
-    """The credentials whose origin is exactly that of `server_address`, or None."""
-    origin = origin_of(server_address)
-    return next((c for c in candidates if c.origin == origin), None)
-
-
 class PrometheusSource:
     """Reads one trigger's query from one Prometheus server; the client is injected."""
 
@@ -135,7 +127,8 @@ class PrometheusSource:
         `transport` replaces the network (tests); TLS settings only apply without it.
         """
         address, _ = _address_and_query(config)
-        credentials = credentials_for(address, settings.credentials())
+        origin = origin_of(address)
+        credentials = next((c for c in settings.credentials() if c.origin == origin), None)
         client = httpx.AsyncClient(
             verify=_verify(address, config, credentials),
             follow_redirects=False,
@@ -153,7 +146,6 @@ class PrometheusSource:
                 f"{self._where}: query `{self._query}` returned a {result.kind}; "
                 "it must return an instant vector or a scalar"
             )
-        self._check_one_series(result)
         if not result.series:
             return self._null(at_s, "returned no series")
         value = result.series[0][0][1]
@@ -189,7 +181,6 @@ class PrometheusSource:
                 raise SourceResponseError(
                     f"{self._where}: a range query answered a {result.kind}, not a matrix"
                 )
-            self._check_one_series(result)
             for point_s, value in result.series[0] if result.series else ():
                 index = round((point_s - start_s) / step_s)
                 if first <= index <= last and math.isfinite(value):
@@ -199,13 +190,6 @@ class PrometheusSource:
     async def aclose(self) -> None:
         """Close the HTTP client and its connections."""
         await self._client.aclose()
-
-    def _check_one_series(self, result: _Result) -> None:
-        if len(result.series) > 1:
-            raise QueryShapeError(
-                f"{self._where}: query `{self._query}` returned {len(result.series)} series; "
-                "it must return 0 or 1"
-            )
 
     def _null(self, at_s: float, what: str) -> Sample:
         if self._config.ignore_null_values:
@@ -250,9 +234,15 @@ class PrometheusSource:
             data = _envelope(body)
             if not response.is_success:
                 raise _AnswerError("the status is an error but the body says `success`")
-            return _Result(data["resultType"], _points(data))
+            result = _Result(data["resultType"], _points(data))
         except _AnswerError as exc:
             raise SourceResponseError(f"{self._where}: {status}: {exc}") from exc
+        if len(result.series) > 1:
+            raise QueryShapeError(
+                f"{self._where}: query `{self._query}` returned {len(result.series)} series; "
+                "it must return 0 or 1"
+            )
+        return result
 
     async def _auth_headers(self) -> list[tuple[str, str]]:
         # Files are read on every request so that rotated Secrets are picked up without a restart.
