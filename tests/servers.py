@@ -110,16 +110,21 @@ async def running_app(
     credentials: grpc.ChannelCredentials | None = None,
     target_host: str = "127.0.0.1",
     channel_options: list[tuple[str, Any]] | None = None,
+    real_sources: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
-    """A started App on free loopback ports with scripted sources, and a channel to it."""
+    """A started App on free loopback ports and a channel to it; sources are scripted unless
+    `real_sources` (then the production catalog and the real clock are used)."""
     clock = FakeClock()
     sources = SourceBook(clock)
     metrics = CollectorRegistry()
     fields: dict[str, Any] = {"host": "127.0.0.1", "grpc_port": 0, "metrics_port": 0, "grace_s": 1.0}
     fields.update(overrides)
     settings = Settings(**fields)
-    app = App(settings, metrics=metrics, source_factory=sources, wall=clock)
+    if real_sources:
+        app = App(settings, metrics=metrics)
+    else:
+        app = App(settings, metrics=metrics, source_factory=sources, wall=clock)
     ports = await app.start()
     address = f"{target_host}:{ports.grpc}"
     if credentials is None:
