@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from scaler import __version__, call, settings
+from scaler.gpu import cli as gpu_cli
 from scaler.server.app import App, Ports
 
 
@@ -92,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_arguments(serve)
     serve.set_defaults(func=_serve)
     call.add_parser(subparsers)
+    gpu_cli.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        configure_logging("plain", "INFO")
     return int(args.func(args, os.environ if environ is None else environ))

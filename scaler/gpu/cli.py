@@ -27,7 +27,8 @@ from scaler.units import parse_duration_s
 logger = logging.getLogger(__name__)
 
 EXIT_CANNOT_START = 2
-"""Exit status when NVML cannot be opened or sees no GPU (without --allow-no-gpu), or attribution is misconfigured."""
+"""Exit status when NVML cannot be opened or sees no GPU (without --allow-no-gpu), or sidecar
+attribution lacks its Downward-API variables."""
 ATTRIBUTIONS = ("auto", "sidecar", "kubelet", "none")
 
 
@@ -83,7 +84,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str], *, nvml: Nvml = pynvml) -> int:
-    """Serve until SIGTERM or SIGINT; 0 then; EXIT_CANNOT_START when it cannot start (no GPU, bad attribution setup)."""
+    """Serve until SIGTERM or SIGINT, then return 0; EXIT_CANNOT_START when it cannot start.
+
+    `environ` is read for the Downward-API variables of sidecar attribution, nothing else.
+    """
     try:
         attribution = _attribution(args, environ)
     except ValueError as exc:
@@ -104,26 +108,31 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], *, nvml: Nvml = py
         print(f"prescaler gpu-exporter: {exc} (pass --allow-no-gpu to serve anyway)", file=sys.stderr)
         return EXIT_CANNOT_START
     try:
-        server, thread = start_http_server(args.port, args.host, registry=registry)
-        logger.info("serving /metrics on %s:%d", args.host, server.server_address[1])
-        try:
-            asyncio.run(_serve(exporter, attribution))
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+        asyncio.run(_serve(exporter, attribution, registry, host=args.host, port=args.port))
     finally:
         exporter.close()
     return 0
 
 
-async def _serve(exporter: Exporter, attribution: Attribution) -> None:
+async def _serve(
+    exporter: Exporter, attribution: Attribution, registry: CollectorRegistry, *, host: str, port: int
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await exporter.run(stop)
+        # The first sample is in before /metrics opens, so that no scrape finds it empty.
+        await exporter.refresh_attribution()
+        await asyncio.to_thread(exporter.step)
+        server, thread = start_http_server(port, host, registry=registry)
+        logger.info("serving /metrics on %s:%d", host, server.server_address[1])
+        try:
+            await exporter.run(stop)
+        finally:
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
+            thread.join()
     finally:
         if isinstance(attribution, KubeletPodResources):
             await attribution.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 STALE_AFTER_INTERVALS = 3
 """A snapshot older than this many intervals is not served."""
+NVML_RETRY_S = 10.0
+"""With `allow_no_gpu`, how often opening NVML is tried again (a driver container may start later)."""
 
 
 class Exporter:
@@ -49,10 +52,12 @@ class Exporter:
         self._attribution_refresh_s = attribution_refresh_s
         """How often the device -> pod assignment is re-read."""
         self._allow_no_gpu = allow_no_gpu
-        """Serve only prescaler_gpu_up and the error counter when NVML cannot be opened, instead of failing."""
+        """Without NVML, serve only prescaler_gpu_up and the error counter instead of failing."""
         self._clock = clock
         self._sampler: NvmlSampler | None = None
         self._retry_at_s = 0.0
+        self._refresh_at_s = -math.inf
+        self._last_step_s: float | None = None
         self._attribution_failing = False
         self._down: set[str] = set()
         """Uuids of the devices that failed in the last step (to log changes once)."""
@@ -70,13 +75,14 @@ class Exporter:
 
     def step(self) -> Snapshot:
         """Sample every device once and publish the result. Blocking: run it off the event loop."""
-        started = self._clock()
+        started = self._last_step_s = self._clock()
         if self._sampler is None and started >= self._retry_at_s:
             # Only reached with allow_no_gpu: the driver may come up after the exporter.
             with contextlib.suppress(GpuUnavailable):
                 self._open()
         if self._sampler is None:
-            snapshot = Snapshot(self._clock(), self._clock() - started, (), (), {}, nvml_ok=False)
+            finished = self._clock()
+            snapshot = Snapshot(finished, finished - started, (), (), {}, nvml_ok=False)
             self.collector.publish(snapshot)
             return snapshot
         outcomes = self._sampler.sample()
@@ -97,6 +103,7 @@ class Exporter:
 
     async def refresh_attribution(self) -> None:
         """Re-read which pod holds which device; on failure keep the last answer and count the error."""
+        self._refresh_at_s = self._clock() + self._attribution_refresh_s
         try:
             await self._attribution.refresh()
         except PodResourcesError as exc:
@@ -110,27 +117,26 @@ class Exporter:
             self._attribution_failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sample every interval, and refresh the attribution every refresh period, until `stop` is set.
+        """Sample one interval after the previous step, again and again, until `stop` is set.
 
-        Always takes at least one step: with `stop` already set, it samples once and returns.
+        The first step is immediate unless `step()` was called before. With `stop` already set, it
+        takes that one step and returns. The attribution is refreshed whenever it is due.
         """
-        refresh_at_s = self._clock()
         while True:
-            started = self._clock()
-            if started >= refresh_at_s:
+            if self._last_step_s is not None:
+                due_in_s = self._last_step_s + self._interval_s - self._clock()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(due_in_s, 0.0))
+                if stop.is_set():
+                    return
+            if self._clock() >= self._refresh_at_s:
                 await self.refresh_attribution()
-                refresh_at_s = started + self._attribution_refresh_s
             try:
                 await asyncio.to_thread(self.step)
             except Exception:
                 # A bug must not take the node's GPU metrics down with it; it shows in the counter.
                 logger.exception("GPU sampling step failed")
                 self.collector.count_error(None, "internal")
-            wait_s = max(self._interval_s - (self._clock() - started), 0.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait_s)
-            if stop.is_set():
-                return
 
     def close(self) -> None:
         """Free GPM buffers and shut NVML down. Blocking."""
@@ -143,7 +149,7 @@ class Exporter:
         try:
             devices = open_devices(self._nvml)
         except GpuUnavailable as exc:
-            self._retry_at_s = self._clock() + self._attribution_refresh_s
+            self._retry_at_s = self._clock() + NVML_RETRY_S
             cause = exc.__cause__
             self.collector.count_error(None, reason_of(cause) if cause is not None else "no_gpu")
             raise
