@@ -1,0 +1,74 @@
+"""A load trace as the simulator's demand: rescaled, resampled to the tick, and sampled. Pure.
+
+A trace value is the mean arrival rate (requests/s) from its timestamp to the next one (the last one
+holds for `step_s`), so resampling to any tick keeps the number of requests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from scaler.traces import Trace
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _checked(trace: Trace) -> FloatArray:
+    values = np.asarray(trace.values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError(f"trace {trace.name} holds no values")
+    missing = int(np.count_nonzero(~np.isfinite(values)))
+    if missing:
+        raise ValueError(
+            f"trace {trace.name}: {missing} of {values.size} values are missing or infinite; "
+            "fill them (for example with 0) before simulating"
+        )
+    if values.min() < 0:
+        raise ValueError(f"trace {trace.name}: has a negative rate ({values.min()}); rates must be >= 0")
+    return values
+
+
+def rates_per_tick(trace: Trace, tick_s: float) -> FloatArray:
+    """Mean requests/s in each tick from the trace's first timestamp; a partial last tick is left out."""
+    values = _checked(trace)
+    if not tick_s > 0:
+        raise ValueError(f"tick_s is {tick_s}; it must be > 0")
+    knots = np.append(trace.at_s, trace.at_s[-1] + trace.step_s).astype(np.float64)
+    spans = np.diff(knots)
+    if (spans <= 0).any():
+        raise ValueError(f"trace {trace.name}: timestamps must be strictly increasing")
+    requests = np.concatenate([[0.0], np.cumsum(values * spans)])
+    ticks = math.floor((knots[-1] - knots[0]) / tick_s + 1e-9)
+    if ticks < 1:
+        raise ValueError(
+            f"trace {trace.name} spans {knots[-1] - knots[0]} s, less than one tick ({tick_s} s)"
+        )
+    edges = knots[0] + tick_s * np.arange(ticks + 1, dtype=np.float64)
+    rates: FloatArray = np.diff(np.interp(edges, knots, requests)) / tick_s
+    return rates
+
+
+def sample_arrivals(rates_rps: FloatArray, tick_s: float, seed: int, *, poisson: bool = True) -> FloatArray:
+    """Requests arriving in each tick: Poisson draws with mean rate * tick (the same for the same
+    seed), or exactly rate * tick (fluid) when `poisson` is False."""
+    means = np.asarray(rates_rps, dtype=np.float64) * tick_s
+    if not poisson:
+        return means
+    return np.random.default_rng(seed).poisson(means).astype(np.float64)
+
+
+def rescale_to_peak(trace: Trace, peak_replicas: float, capacity_per_replica: float) -> Trace:
+    """`trace` scaled so that its peak is `peak_replicas` replicas' worth of `capacity_per_replica` (req/s)."""
+    values = _checked(trace)
+    peak = float(values.max())
+    if peak <= 0:
+        raise ValueError(f"trace {trace.name} is all zero; there is no peak to rescale")
+    if not (peak_replicas > 0 and capacity_per_replica > 0):
+        raise ValueError(
+            f"peak_replicas ({peak_replicas}) and capacity_per_replica ({capacity_per_replica}) must be > 0"
+        )
+    factor = peak_replicas * capacity_per_replica / peak
+    return trace._replace(values=values * factor)

@@ -1,0 +1,105 @@
+"""What a scaling policy sees of the simulated service and how it answers KEDA. Pure types only.
+
+A policy is one object per run (it keeps its own history):
+
+- `observe(signals)` once per tick, with what Prometheus would show at `signals.at_s`;
+- `metric(now_s)` at every HPA sync and KEDA poll: the GetMetrics value (a total over the workload)
+  and the IsActive answer;
+- `target`: one replica's share of that value (the HPA AverageValue target). It never changes during
+  a run: KEDA passes a new target to the HPA only when the ScaledObject changes.
+
+Only the past reaches a policy through `observe`; a clairvoyant baseline must be handed the demand
+explicitly by its factory, from the `Scenario`. `scaler.policy.Decision` is a valid `Answer`, so a
+policy can return the scaler's real decision rule unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from scaler.sim.autoscaler import ScalingConfig
+from scaler.sim.cluster import ClusterConfig
+
+
+class Signals(NamedTuple):
+    """The service's gauges at one instant, as a Prometheus scrape would show them."""
+
+    at_s: float
+    """Unix time of the scrape."""
+    in_flight: float
+    """Requests running or waiting (e.g. vLLM running + waiting)."""
+    waiting: float
+    """Requests waiting for a slot."""
+    arrival_rate: float
+    """Requests/s arriving over the last minute (`rate(requests_total[1m])`), dropped ones included."""
+    ready_replicas: int
+    """Replicas serving (`kube_deployment_status_replicas_ready`)."""
+    desired_replicas: int
+    """The Deployment's replicas (`kube_deployment_spec_replicas`)."""
+    current_replicas: int
+    """Pods that exist, starting or ready (`kube_deployment_status_replicas`); pods are created at
+    once here, so this equals `desired_replicas`."""
+
+
+class Answer(Protocol):
+    """What KEDA reads from a policy at a poll."""
+
+    @property
+    def value(self) -> float:
+        """GetMetrics: the metric's total over the workload, in `target` units."""
+        ...
+
+    @property
+    def active(self) -> bool:
+        """IsActive."""
+        ...
+
+
+class Metric(NamedTuple):
+    """The built-in policies' `Answer`."""
+
+    value: float
+    active: bool
+
+
+class Policy(Protocol):
+    """A scaling policy under simulation; see the module docstring for when each member is used."""
+
+    @property
+    def target(self) -> float:
+        """One replica's share of `value` (> 0); constant during a run."""
+        ...
+
+    def observe(self, signals: Signals) -> None:
+        """Take in one tick's signals (ticks in order, each once)."""
+        ...
+
+    def metric(self, now_s: float) -> Answer:
+        """The answer for a KEDA/HPA poll at `now_s`, from what was observed up to `now_s`."""
+        ...
+
+
+class Scenario(NamedTuple):
+    """One simulated run's fixed inputs: the realised demand and the settings."""
+
+    start_s: float
+    """Unix time of the first tick's start."""
+    tick_s: float
+    """Simulation step."""
+    arrivals: npt.NDArray[np.float64]
+    """Requests arriving in each tick (the demand after sampling; identical for every policy)."""
+    cluster: ClusterConfig
+    scaling: ScalingConfig
+
+    @property
+    def ticks(self) -> int:
+        """Number of ticks."""
+        return int(self.arrivals.size)
+
+
+PolicyFactory = Callable[[Scenario], Policy]
+"""Builds a fresh policy for one run. Only baselines meant to see the future may read `arrivals`."""

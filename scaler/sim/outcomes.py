@@ -1,0 +1,191 @@
+"""What one simulated run cost and how well it served: GPU-hours, dollars, SLO minutes. Pure.
+
+Latency: a cohort's (one tick's arrivals') waits are spread evenly between the waits at its two edges
+(exact for the fluid queue at the edges, linear in between). A dropped request counts as slower than
+any SLO. A minute violates the SLO when more than 1 - `slo_quantile` of the requests arriving in it
+are slower than `slo_s`, which is the same as its p99 (at slo_quantile 0.99) exceeding `slo_s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from scaler.sim.cluster import ClusterConfig, ClusterLog, FloatArray, IntArray
+
+MINUTE_S = 60.0
+# Edges closer than this are a cohort of width MIN_SPREAD_S: keeps the latency distribution continuous.
+MIN_SPREAD_S = 1e-9
+# A latency within this of the SLO meets it: float noise must not decide a request that lands on it.
+SLO_GRACE_S = 1e-6
+_CHUNK_MINUTES = 2048
+
+
+class MinuteSeries(NamedTuple):
+    """Per-minute series for plots; minute m starts at `at_s[m]`."""
+
+    at_s: FloatArray
+    demand_rps: FloatArray
+    """Mean requests/s arriving."""
+    provisioned: FloatArray
+    """Mean replicas billed (starting + ready)."""
+    ready: FloatArray
+    """Mean replicas serving."""
+    quantile_latency_s: FloatArray
+    """Latency (wait + service) at `slo_quantile` of the minute's arrivals; NaN without arrivals,
+    inf when more than 1 - slo_quantile of them were dropped."""
+    over_slo: FloatArray
+    """Fraction of the minute's arrivals slower than the SLO or dropped."""
+
+
+class TickSeries(NamedTuple):
+    """Per-tick series; tick k starts at `at_s[k]`."""
+
+    at_s: FloatArray
+    demand_rps: FloatArray
+    provisioned: IntArray
+    ready: IntArray
+    in_flight: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One policy's run."""
+
+    policy: str
+    gpu_hours: float
+    """Replica-seconds billed (from the request for a replica to its removal) / 3600 x GPUs each."""
+    cost_usd: float
+    """gpu_hours x `ClusterConfig.usd_per_gpu_hour`."""
+    slo_violation_minutes: int
+    """Minutes whose latency at `slo_quantile` exceeds `slo_s`."""
+    requests: float
+    """Requests that arrived."""
+    over_slo_fraction: float
+    """Fraction of all requests slower than `slo_s` or dropped."""
+    dropped: float
+    """Requests turned away by a full queue."""
+    scale_events: int
+    """Changes of the Deployment's replicas."""
+    replica_s: float
+    """Replica-seconds billed."""
+    over_provisioning: float | None
+    """replica_s / the reference policy's (the oracle's) - 1; None without a reference."""
+    minutes: MinuteSeries
+    ticks: TickSeries
+
+
+def _per_minute(values: FloatArray, per_minute: int) -> FloatArray:
+    padded = np.zeros(-(-values.size // per_minute) * per_minute)
+    padded[: values.size] = values
+    summed: FloatArray = padded.reshape(-1, per_minute).sum(axis=1)
+    return summed
+
+
+def _over(lo: FloatArray, hi: FloatArray, wait_s: FloatArray | float) -> FloatArray:
+    """Fraction of a cohort spread evenly on [lo, hi] (hi >= lo + MIN_SPREAD_S) waiting longer than wait_s."""
+    fraction: FloatArray = np.clip((hi - wait_s) / (hi - lo), 0.0, 1.0)
+    return fraction
+
+
+def _wait_quantile(
+    lo: FloatArray, hi: FloatArray, weight: FloatArray, dropped: FloatArray, q: float
+) -> FloatArray:
+    """Per row (a minute of cohorts): the wait at quantile q, from the piecewise-linear tail function."""
+    points = np.sort(np.concatenate([lo, hi], axis=1), axis=1)
+    tail = (weight[:, None, :] * _over(lo[:, None, :], hi[:, None, :], points[:, :, None])).sum(axis=2)
+    tail += dropped[:, None]
+    allowed = (1 - q) * (weight.sum(axis=1) + dropped)
+    reached = tail <= allowed[:, None]
+    j = reached.argmax(axis=1)
+    rows = np.arange(points.shape[0])
+    prev = np.maximum(j - 1, 0)
+    t0, t1 = tail[rows, prev], tail[rows, j]
+    x0, x1 = points[rows, prev], points[rows, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = x0 + np.where(t0 > t1, (t0 - allowed) / (t0 - t1), 0.0) * (x1 - x0)
+    result: FloatArray = np.where(j == 0, points[:, 0], between)
+    return np.where(reached.any(axis=1), result, np.inf)
+
+
+def summarize(
+    policy: str, log: ClusterLog, scale_events: int, cluster: ClusterConfig, *, start_s: float, tick_s: float
+) -> Outcome:
+    """The outcome of one run from its per-tick log."""
+    per_minute = round(MINUTE_S / tick_s)
+    lo = np.minimum(log.edge_wait_s[:-1], log.edge_wait_s[1:])
+    hi = np.maximum(np.maximum(log.edge_wait_s[:-1], log.edge_wait_s[1:]), lo + MIN_SPREAD_S)
+    max_wait_s = cluster.slo_s - cluster.service_time_s + SLO_GRACE_S
+    late = log.admitted * _over(lo, hi, max_wait_s) + log.dropped
+    offered_m = _per_minute(log.offered, per_minute)
+    late_m = _per_minute(late, per_minute)
+    allowed_m = (1 - cluster.slo_quantile) * offered_m
+    violating = (offered_m > 0) & (late_m > allowed_m * (1 + 1e-9))
+
+    minutes = offered_m.size
+    shape = (minutes, per_minute)
+    pad = minutes * per_minute - lo.size
+    lo_m, hi_m, weight_m = (np.pad(a, (0, pad)).reshape(shape) for a in (lo, hi, log.admitted))
+    hi_m = np.maximum(hi_m, lo_m + MIN_SPREAD_S)
+    dropped_m = _per_minute(log.dropped, per_minute)
+    wait_q = np.concatenate(
+        [
+            _wait_quantile(
+                lo_m[i : i + _CHUNK_MINUTES],
+                hi_m[i : i + _CHUNK_MINUTES],
+                weight_m[i : i + _CHUNK_MINUTES],
+                dropped_m[i : i + _CHUNK_MINUTES],
+                cluster.slo_quantile,
+            )
+            for i in range(0, minutes, _CHUNK_MINUTES)
+        ]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        over_m = np.where(offered_m > 0, late_m / offered_m, 0.0)
+    ticks_m = _per_minute(np.ones(log.offered.size), per_minute)
+    at_tick = start_s + tick_s * np.arange(log.offered.size, dtype=np.float64)
+    replica_s = float(log.provisioned.sum()) * tick_s
+    gpu_hours = replica_s / 3600.0 * cluster.gpus_per_replica
+    requests = float(log.offered.sum())
+    return Outcome(
+        policy=policy,
+        gpu_hours=gpu_hours,
+        cost_usd=gpu_hours * cluster.usd_per_gpu_hour,
+        slo_violation_minutes=int(violating.sum()),
+        requests=requests,
+        over_slo_fraction=float(late.sum()) / requests if requests > 0 else 0.0,
+        dropped=float(log.dropped.sum()),
+        scale_events=scale_events,
+        replica_s=replica_s,
+        over_provisioning=None,
+        minutes=MinuteSeries(
+            at_s=start_s + MINUTE_S * np.arange(minutes, dtype=np.float64),
+            demand_rps=offered_m / (ticks_m * tick_s),
+            provisioned=_per_minute(log.provisioned.astype(np.float64), per_minute) / ticks_m,
+            ready=_per_minute(log.ready.astype(np.float64), per_minute) / ticks_m,
+            quantile_latency_s=np.where(offered_m > 0, wait_q + cluster.service_time_s, np.nan),
+            over_slo=over_m,
+        ),
+        ticks=TickSeries(
+            at_s=at_tick,
+            demand_rps=log.offered / tick_s,
+            provisioned=log.provisioned,
+            ready=log.ready,
+            in_flight=log.in_flight,
+        ),
+    )
+
+
+def against_reference(outcomes: Mapping[str, Outcome], reference: str | None) -> dict[str, Outcome]:
+    """`outcomes` with `over_provisioning` filled in relative to the `reference` policy, if it ran."""
+    base = outcomes.get(reference) if reference is not None else None
+    if base is None or base.replica_s <= 0:
+        return dict(outcomes)
+    return {
+        name: dataclasses.replace(outcome, over_provisioning=outcome.replica_s / base.replica_s - 1)
+        for name, outcome in outcomes.items()
+    }
