@@ -1,0 +1,88 @@
+"""Two time scales: the seasonal shape from the coarse model, the level near now from fine samples.
+
+Fitting seasonal models at 15 s steps would cost minutes per target (a day is 5,760 steps), so the
+shape is learned at a coarse step (5 min) and the fine series only corrects the level:
+
+1. The coarse path is a curve over time through the centres of the last observed coarse bins and of
+   the forecast bins (linear in between).
+2. The level correction is the mean gap between the fine observations of the last `level_window_s`
+   and that curve. Before the coarse fit's end the curve is the observed coarse means, so the gap is
+   about 0: the coarse model has already seen that load. After it, the gap is the coarse forecast's
+   error so far, which a load shift shows within a few fine samples.
+3. The fine forecast is the curve plus the correction, decayed with half-life `level_half_life_s`
+   (a shift seen now says less about load far ahead; the coarse model catches up at its next refit).
+4. The upper bound adds, in quadrature, the coarse conformal margin at that lead time and the fine
+   samples' spread around the corrected curve at the same quantile: the first is the error of the
+   coarse bin mean, the second the fine sample's deviation from its bin mean, about independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecasting.base import FloatArray
+from forecasting.prepare import Series
+
+
+@dataclass(frozen=True, slots=True)
+class CoarsePath:
+    """The coarse model's view: observed bin means up to `end_s`, the forecast from there on."""
+
+    step_s: float
+    end_s: float
+    recent: FloatArray
+    mean: FloatArray
+    margin: FloatArray
+    """The conformal margin of each forecast bin at the quantile asked."""
+
+    @property
+    def horizon_end_s(self) -> float:
+        return self.end_s + self.mean.size * self.step_s
+
+    def at(self, times_s: FloatArray) -> FloatArray:
+        """The path at `times_s` (flat beyond its ends)."""
+        values = np.concatenate((self.recent, self.mean))
+        first = self.end_s - self.recent.size * self.step_s
+        centres = first + self.step_s * (np.arange(values.size) + 0.5)
+        return np.asarray(np.interp(times_s, centres, values), dtype=np.float64)
+
+    def margin_at(self, times_s: FloatArray) -> FloatArray:
+        centres = self.end_s + self.step_s * (np.arange(self.mean.size) + 0.5)
+        return np.asarray(np.interp(times_s, centres, self.margin), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class FineForecast:
+    mean: FloatArray
+    upper: FloatArray
+    level: float
+    """The level correction at lead 0, in load units."""
+    points: int
+    """Fine observations that set it."""
+
+
+def fine_forecast(
+    path: CoarsePath,
+    fine: Series,
+    horizon_steps: int,
+    quantile: float,
+    *,
+    level_window_s: float,
+    level_half_life_s: float,
+) -> FineForecast | None:
+    """The forecast for `horizon_steps` fine steps after `fine`; None if the coarse path ends before."""
+    lead_s = np.asarray(fine.step_s * (np.arange(horizon_steps) + 0.5), dtype=np.float64)
+    times = np.asarray(fine.end_s + lead_s, dtype=np.float64)
+    if times.size == 0 or times[-1] > path.horizon_end_s:
+        return None
+    centres = fine.centres_s()
+    gap = fine.values - path.at(centres)
+    recent = fine.observed & (centres >= fine.end_s - level_window_s)
+    level = float(gap[recent].mean()) if recent.any() else 0.0
+    mean = np.maximum(path.at(times) + level * 0.5 ** (lead_s / level_half_life_s), 0.0)
+    spread = gap[fine.observed] - level
+    noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
+    margin = np.hypot(np.maximum(path.margin_at(times), 0.0), noise)
+    return FineForecast(mean, mean + margin, level, int(recent.sum()))

@@ -1,0 +1,152 @@
+"""forecasting.forecaster and finescale: fit coarse, forecast fine, pickle, reselect, fall back."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from forecasting.base import ForecastConfig
+from forecasting.finescale import CoarsePath, fine_forecast
+from forecasting.forecaster import Forecaster
+from forecasting.prepare import Series
+
+COARSE = 3600.0
+FINE = 60.0
+CONFIG = ForecastConfig(
+    horizon_steps=6, calibration_origins=12, level_window_s=600.0, level_half_life_s=1800.0
+)
+
+
+def coarse(days: float, seed: int = 0, start_s: float = 0.0) -> Series:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(days * 24))
+    values = 60 + 25 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, t.size)
+    return Series(start_s, COARSE, values, np.ones(t.size, dtype=np.bool_))
+
+
+def fine_after(fitted: Series, minutes: int, level: float) -> Series:
+    """`minutes` of fine samples right after the coarse series, at a constant level."""
+    values = np.full(minutes, level)
+    return Series(fitted.end_s, FINE, values, np.ones(minutes, dtype=np.bool_))
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Forecaster, Series]:
+    history = coarse(8)
+    forecaster = Forecaster(CONFIG)
+    forecaster.fit(history)
+    return forecaster, history
+
+
+def test_coarse_forecast_has_the_fitted_step_and_a_calibrated_upper(
+    fitted: tuple[Forecaster, Series],
+) -> None:
+    forecaster, history = fitted
+    forecast = forecaster.forecast(6, 0.9)
+    assert forecaster.model == "ensemble"
+    assert forecast.model == "ensemble"
+    assert forecast.step_s == COARSE
+    assert forecast.start_s == history.end_s
+    assert forecast.mean.shape == forecast.upper.shape == (6,)
+    assert (forecast.upper >= forecast.mean).all()
+    assert forecast.quantile == 0.9
+    assert (forecaster.forecast(6, 0.95).upper >= forecast.upper).all()
+
+
+def test_horizon_beyond_the_fitted_one_is_refused(fitted: tuple[Forecaster, Series]) -> None:
+    forecaster, _ = fitted
+    with pytest.raises(ValueError, match="horizon_steps is 7; the fit forecast 6 steps"):
+        forecaster.forecast(7)
+    with pytest.raises(ValueError, match="it must be >= 1"):
+        forecaster.forecast(0)
+
+
+def test_forecaster_pickles_small_and_forecasts_the_same(fitted: tuple[Forecaster, Series]) -> None:
+    forecaster, _ = fitted
+    blob = pickle.dumps(forecaster)
+    assert len(blob) < 8_000
+    copy = pickle.loads(blob)
+    np.testing.assert_array_equal(copy.forecast(6).upper, forecaster.forecast(6).upper)
+    assert copy.specs == forecaster.specs
+
+
+def test_fine_forecast_starts_at_the_fine_level_and_returns_to_the_coarse_path(
+    fitted: tuple[Forecaster, Series],
+) -> None:
+    forecaster, history = fitted
+    coarse_mean = forecaster.forecast(6).mean
+    copy = pickle.loads(pickle.dumps(forecaster))
+    copy.update(fine_after(history, 10, coarse_mean[0] + 30.0))
+    forecast = copy.forecast(120, 0.9)
+    assert forecast.step_s == FINE
+    assert forecast.start_s == history.end_s + 600
+    assert forecast.mean.shape == (120,)
+    times = forecast.start_s + FINE * (np.arange(120) + 0.5)
+    gap = forecast.mean - np.interp(times, history.end_s + COARSE * (np.arange(6) + 0.5), coarse_mean)
+    assert gap[0] == pytest.approx(30.0, abs=6.0)
+    assert gap[-1] < gap[0] / 2  # decayed over 2 h with a 30 min half-life
+    assert "fine points" in forecast.reason
+    assert (forecast.upper >= forecast.mean).all()
+
+
+def test_fine_samples_before_the_coarse_end_correct_nothing() -> None:
+    path = CoarsePath(COARSE, 7200.0, np.array([10.0, 10.0]), np.full(3, 10.0), np.full(3, 2.0))
+    fine = Series(7200.0 - 600, FINE, np.full(10, 10.0), np.ones(10, dtype=np.bool_))
+    result = fine_forecast(path, fine, 5, 0.9, level_window_s=600, level_half_life_s=600)
+    assert result is not None
+    assert result.level == pytest.approx(0.0)
+    np.testing.assert_allclose(result.mean, 10.0)
+    np.testing.assert_allclose(result.upper, 12.0)  # only the coarse margin: no fine spread
+
+
+def test_fine_spread_widens_the_upper_bound() -> None:
+    path = CoarsePath(COARSE, 7200.0, np.array([10.0]), np.full(3, 10.0), np.full(3, 3.0))
+    noisy = 10.0 + np.tile([-4.0, 4.0], 10)
+    fine = Series(7200.0, FINE, noisy, np.ones(20, dtype=np.bool_))
+    result = fine_forecast(path, fine, 5, 0.9, level_window_s=1200, level_half_life_s=600)
+    assert result is not None
+    np.testing.assert_allclose(result.upper - result.mean, 5.0)  # hypot(3, 4)
+
+
+def test_fine_horizon_past_the_coarse_forecast_gives_none(fitted: tuple[Forecaster, Series]) -> None:
+    forecaster, history = fitted
+    copy = pickle.loads(pickle.dumps(forecaster))
+    copy.update(fine_after(history, 5 * 60 + 50, 40.0))  # almost 6 coarse steps later
+    forecast = copy.forecast(20)
+    assert forecast.model == "none"
+    assert "refit" in forecast.reason
+    np.testing.assert_allclose(forecast.mean, 40.0)
+
+
+def test_not_fitted_gives_none_with_zero_load() -> None:
+    forecast = Forecaster(CONFIG).forecast(3)
+    assert forecast.model == "none"
+    assert "not fitted" in forecast.reason
+    np.testing.assert_allclose(forecast.upper, 0.0)
+
+
+def test_short_history_gives_none_holding_the_last_value() -> None:
+    forecaster = Forecaster(CONFIG)
+    history = coarse(0.5)
+    result = forecaster.fit(history)
+    assert result.model == "none"
+    forecast = forecaster.forecast(3)
+    assert forecast.model == "none"
+    np.testing.assert_allclose(forecast.mean, history.values[-1])
+
+
+def test_selection_is_reused_until_it_is_a_day_old() -> None:
+    forecaster = Forecaster(CONFIG)
+    assert forecaster.fit(coarse(8)).reselected
+    assert not forecaster.fit(coarse(8, seed=1, start_s=6 * COARSE)).reselected
+    assert forecaster.fit(coarse(8, seed=2, start_s=24 * COARSE)).reselected
+
+
+def test_empty_history_gives_none_with_zero_load() -> None:
+    forecaster = Forecaster(CONFIG)
+    assert forecaster.fit(Series(0.0, COARSE, np.zeros(0), np.zeros(0, dtype=np.bool_))).model == "none"
+    forecast = forecaster.forecast(2)
+    assert (forecast.model, forecast.step_s) == ("none", COARSE)
+    np.testing.assert_allclose(forecast.upper, 0.0)
