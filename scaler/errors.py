@@ -21,8 +21,6 @@ an unknown value is UNAVAILABLE and never a made-up 0.
 
 from __future__ import annotations
 
-import grpc
-
 
 class PrescalerError(Exception):
     """Base of every error prescaler raises on purpose."""
@@ -72,17 +70,19 @@ class StaleValue(NotReady):
     """The newest good value is older than the configured max age."""
 
 
-_STATUS: tuple[tuple[type[PrescalerError], grpc.StatusCode], ...] = (
-    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
-    (QueryShapeError, grpc.StatusCode.FAILED_PRECONDITION),
-    (SourceError, grpc.StatusCode.UNAVAILABLE),
-    (NotReady, grpc.StatusCode.UNAVAILABLE),
+_STATUS: tuple[tuple[type[PrescalerError], str], ...] = (
+    (ConfigError, "INVALID_ARGUMENT"),
+    (QueryShapeError, "FAILED_PRECONDITION"),
+    (SourceError, "UNAVAILABLE"),
+    (NotReady, "UNAVAILABLE"),
 )
 
 
-def status_code(exc: PrescalerError) -> grpc.StatusCode:
-    """The gRPC status KEDA receives for `exc`; the only mapping in the project."""
-    for kind, code in _STATUS:
+def status_name(exc: PrescalerError) -> str:
+    """The name of the gRPC status KEDA receives for `exc` (`grpc.StatusCode[name]`); the only
+    mapping in the project. Names, not grpc objects, keep this module free of grpc so that pure
+    modules (policy, simulator) can use the tree."""
+    for kind, name in _STATUS:
         if isinstance(exc, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
+            return name
+    return "INTERNAL"

@@ -9,6 +9,7 @@ than max age) and records the error, which is what KEDA sees when no fresh value
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -16,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from scaler.errors import PrescalerError, QueryShapeError, SourceError, StaleValue, WarmingUp
+from scaler.forecast_pool import ForecastPool
 from scaler.history import History
 from scaler.policy import Decision, decide
+from scaler.predictor import Bound, Predictor
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
@@ -58,13 +61,18 @@ class Refresher:
         telemetry: Telemetry,
         *,
         max_age_s: float,
+        rate_source: Source | None = None,
+        pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.key = key
         self.config = config
         self.source = source
-        self.history = History(config.step_s, max(2, math.ceil(HISTORY_SPAN_S / config.step_s)))
+        self.rate_source = rate_source
+        capacity = max(2, math.ceil(HISTORY_SPAN_S / config.step_s))
+        self.history = History(config.step_s, capacity)
+        self.rate_history = History(config.step_s, capacity) if rate_source is not None else None
         self.max_age_s = max_age_s
         self._telemetry = telemetry
         self._wall = wall
@@ -74,8 +82,25 @@ class Refresher:
         self._attempted = asyncio.Event()
         self._refreshed = asyncio.Event()
         self._log = _TargetLog(logger, {"target": str(key)})
-        # Spread the targets' polls over the step instead of all at its start.
-        self._phase_s = (int(key.digest[:8], 16) % 1000) / 1000 * config.step_s
+        self.predictor: Predictor | None = None
+        self._bound_reason = ""
+        if config.mode != "reactive":
+            if pool is None:
+                raise ValueError(f"mode {config.mode} needs a forecast pool")
+            self.predictor = Predictor(
+                config,
+                rate_source or source,
+                self.rate_history or self.history,
+                pool,
+                telemetry,
+                (key.namespace, key.name, config.metric_name),
+                log=self._log,
+                wall=wall,
+            )
+        # Spread the targets' polls over the step instead of all at its start; the whole key is
+        # hashed, since many ScaledObjects share the same trigger metadata.
+        spread = hashlib.sha256(f"{key.namespace}/{key.name}/{key.digest}".encode()).digest()
+        self._phase_s = int.from_bytes(spread[:4], "big") / 2**32 * config.step_s
 
     @property
     def decision(self) -> Decision | None:
@@ -111,6 +136,7 @@ class Refresher:
         source_kind = self.config.source
         try:
             sample = await self.source.sample()
+            rate = await self.rate_source.sample() if self.rate_source is not None else None
         except (SourceError, QueryShapeError) as exc:
             self._telemetry.source_errors.labels(source_kind, type(exc).__name__).inc()
             if self._error is None or str(self._error) != str(exc):
@@ -125,8 +151,35 @@ class Refresher:
         self._error = None
         self._telemetry.samples.labels(source_kind).inc()
         self.history.append(sample.at_s, sample.value)
-        decision = decide(sample.at_s, sample.value, self.config)
-        self._record(decision)
+        if rate is not None and self.rate_history is not None:
+            self.rate_history.append(rate.at_s, rate.value)
+        self._record(self._decide(sample.at_s, sample.value, rate.value if rate is not None else None))
+
+    def _decide(self, at_s: float, observed: float, rate: float | None) -> Decision:
+        predictor = self.predictor
+        if predictor is None:
+            return decide(at_s, observed, self.config)
+        predictor.accuracy.actual(at_s, observed if rate is None else rate)
+        predictor.maybe_refit(at_s)
+        bound = predictor.bound(at_s, self.history)
+        self._export_forecast(bound, predictor)
+        if bound.reason != self._bound_reason:
+            self._log.info("forecast: %s", bound.reason)
+            self._bound_reason = bound.reason
+        if self.config.mode == "shadow":
+            return decide(at_s, observed, self.config)
+        return decide(at_s, observed, self.config, bound.value)
+
+    def _export_forecast(self, bound: Bound, predictor: Predictor) -> None:
+        labels = (self.key.namespace, self.key.name, self.config.metric_name)
+        values = self._telemetry.target_value
+        if bound.value is not None:
+            values.labels(*labels, "bound").set(bound.value)
+            values.labels(*labels, "forecast").set(bound.mean)
+        quality = self._telemetry.forecast_quality
+        if predictor.accuracy.evaluations:
+            quality.labels(*labels, "mase").set(predictor.accuracy.mase)
+            quality.labels(*labels, "coverage").set(predictor.accuracy.coverage)
 
     def _record(self, decision: Decision) -> None:
         previous = self._decision
@@ -151,6 +204,14 @@ class Refresher:
         # Wake every stream waiting on this target; each compares and sends only a change.
         event, self._refreshed = self._refreshed, asyncio.Event()
         event.set()
+
+    async def aclose(self) -> None:
+        """Stop background work and close the sources."""
+        if self.predictor is not None:
+            await self.predictor.aclose()
+        await self.source.aclose()
+        if self.rate_source is not None:
+            await self.rate_source.aclose()
 
     async def run(self) -> None:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from scaler.errors import ConfigError, WarmingUp
+from scaler.forecast_pool import ForecastPool
 from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
 from scaler.settings import Settings
@@ -56,9 +58,11 @@ class Registry:
         telemetry: Telemetry,
         *,
         source_factory: Callable[[TriggerConfig, Settings], Source] = open_source,
+        pool: ForecastPool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        self._pool = pool
         self._settings = settings
         self._telemetry = telemetry
         self._source_factory = source_factory
@@ -96,13 +100,26 @@ class Registry:
         now = self._clock()
         if tracked is None:
             source = self._source_factory(config, self._settings)
+            rate_source = None
+            if config.rate_query is not None:
+                rate_config = dataclasses.replace(config, query=config.rate_query)
+                rate_source = self._source_factory(rate_config, self._settings)
             refresher = Refresher(
-                key, config, source, self._telemetry, max_age_s=self._settings.max_age_s, wall=self._wall
+                key,
+                config,
+                source,
+                self._telemetry,
+                max_age_s=self._settings.max_age_s,
+                rate_source=rate_source,
+                pool=self._pool,
+                wall=self._wall,
             )
             task = asyncio.create_task(refresher.run(), name=f"refresh {key}")
             tracked = self._targets[key] = _Tracked(refresher, task, now)
             self._telemetry.tracked_targets.set(len(self._targets))
-            logger.info("tracking %s (source %s, step %ss)", key, config.source, config.step_s)
+            logger.info(
+                "tracking %s (%s, source %s, step %ss)", key, config.mode, config.source, config.step_s
+            )
         tracked.last_access_s = now
         return tracked.refresher
 
@@ -110,7 +127,10 @@ class Registry:
         self, namespace: str, name: str, metadata: Mapping[str, str], wait_s: float
     ) -> Decision:
         """The current decision; on a target's first call waits up to `wait_s` for its first read."""
-        refresher = self.track(namespace, name, metadata)
+        return await self.answer(self.track(namespace, name, metadata), wait_s)
+
+    async def answer(self, refresher: Refresher, wait_s: float) -> Decision:
+        """`refresher`'s current decision, waiting up to `wait_s` for its first read."""
         if refresher.decision is None:
             try:
                 async with asyncio.timeout(wait_s):
@@ -156,7 +176,7 @@ class Registry:
         tracked.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tracked.task
-        await tracked.refresher.source.aclose()
+        await tracked.refresher.aclose()
         self._telemetry.forget_target(key.namespace, key.name, tracked.refresher.config.metric_name)
         self._telemetry.tracked_targets.set(len(self._targets))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,11 @@ class Settings:
         default=None, metadata={"help": "JSON file of Prometheus credentials per server address"}
     )
     """JSON list of {serverAddress, bearerTokenFile, username, passwordFile, caFile} objects."""
+    forecast_workers: int = field(
+        default=max(1, (os.cpu_count() or 2) - 1),
+        metadata={"help": "worker processes that fit forecasting models (predictive/shadow triggers)"},
+    )
+    """Model fitting runs in this many worker processes, never in the server's event loop."""
     log_format: str = field(default="plain", metadata={"help": "plain or json"})
     """Log line format."""
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
@@ -192,6 +198,8 @@ def _check(settings: Settings) -> None:
     settings.credentials()
     if settings.log_format not in ("plain", "json"):
         raise SettingsError(f"--log-format: `{settings.log_format}` is not valid; expected plain or json")
+    if settings.forecast_workers < 1:
+        raise SettingsError(f"--forecast-workers: {settings.forecast_workers} must be at least 1")
     for name in ("grpc_port", "metrics_port"):
         port = getattr(settings, name)
         if not 0 <= port <= 65535:

@@ -48,7 +48,9 @@ class Telemetry:
         )
         self.target_value = Gauge(
             "prescaler_target_value",
-            "Per target: the observed load and the value answered (kind=observed|value).",
+            "Per target: the observed load, the value answered, and in predictive/shadow mode the "
+            "forecast mean at the lead time and its upper-quantile bound over it "
+            "(kind=observed|value|forecast|bound).",
             ["namespace", "name", "metric", "kind"],
             registry=registry,
         )
@@ -58,15 +60,41 @@ class Telemetry:
             ["namespace", "name", "metric"],
             registry=registry,
         )
+        self.forecast_quality = Gauge(
+            "prescaler_forecast_quality",
+            "Per target, rolling over the last day: mase (forecast error / persistence error at the "
+            "lead time; < 1 beats reactive) and coverage (share of lead-time windows whose peak stayed "
+            "within the provisioned bound; compare with the quantile).",
+            ["namespace", "name", "metric", "score"],
+            registry=registry,
+        )
+        self.refits = Counter(
+            "prescaler_refits_total", "Seasonal model refits, by outcome.", ["outcome"], registry=registry
+        )
+        self.refit_seconds = Histogram(
+            "prescaler_refit_duration_seconds",
+            "Worker time of one refit (fit + calibration).",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.time_to_first_forecast = Histogram(
+            "prescaler_time_to_first_forecast_seconds",
+            "From a target's first RPC to its first forecast (history bootstrap included).",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
         self.evictions = Counter(
             "prescaler_target_evictions_total", "Targets dropped after being idle.", registry=registry
         )
 
     def forget_target(self, namespace: str, name: str, metric: str) -> None:
         """Remove an evicted target's series so that /metrics does not show a stale value."""
-        for kind in ("observed", "value"):
+        for kind in ("observed", "value", "forecast", "bound"):
             with contextlib.suppress(KeyError):
                 self.target_value.remove(namespace, name, metric, kind)
+        for score in ("mase", "coverage"):
+            with contextlib.suppress(KeyError):
+                self.forecast_quality.remove(namespace, name, metric, score)
         with contextlib.suppress(KeyError):
             self.target_active.remove(namespace, name, metric)
 
@@ -85,37 +113,45 @@ class LatencyInterceptor(_Interceptor):
     def __init__(self, telemetry: Telemetry, clock: Callable[[], float] = time.perf_counter) -> None:
         self._telemetry = telemetry
         self._clock = clock
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
+        method = handler_call_details.method
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        timed = self._timed(method, cast(Behavior, handler.unary_unary))
-        return grpc.unary_unary_rpc_method_handler(
-            timed,
+        name = method.rsplit("/", 1)[-1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._timed(name, cast(Behavior, handler.unary_unary)),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        # One wrapped handler per method, built once: the services do not change after start.
+        self._handlers[method] = wrapped
+        return wrapped
 
     def _timed(self, method: str, behavior: Behavior) -> Behavior:
         histogram = self._telemetry.rpc_seconds
+        ok = histogram.labels(method, "OK")
         clock = self._clock
 
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = clock()
-            code = "OK"
             try:
-                return await behavior(request, context)
+                answer = await behavior(request, context)
             except BaseException:
                 status = context.code()
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
                 histogram.labels(method, code).observe(clock() - start)
+                raise
+            ok.observe(clock() - start)
+            return answer
 
         return timed

@@ -24,9 +24,12 @@ from scaler.units import format_duration, parse_bool, parse_duration_s, parse_fl
 # Keys KEDA itself puts in (or users copy from KEDA's examples); accepted and not used here.
 KEDA_KEYS = frozenset({"scalerAddress", "enableTLS"})
 ENV_SUFFIX = "FromEnv"
-MODES = ("reactive",)
-FUTURE_MODES = ("predictive", "shadow")
+MODES = ("reactive", "predictive", "shadow")
 SOURCES = ("prometheus", "replay")
+SIGNALS = ("queue", "gpu_sm")
+SEASONS = ("daily", "weekly")
+MAX_LEAD_S = 3600.0
+MAX_REFIT_S = 6 * 3600.0
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
 
 
@@ -40,14 +43,20 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _mode(text: str) -> str:
-    value = text.strip()
-    if value in FUTURE_MODES:
-        raise ValueError(
-            "expected `reactive`; `predictive` and `shadow` need the forecasting engine, "
-            "which this version does not have yet"
-        )
-    return _choice(MODES)(value)
+def _quantile(text: str) -> float:
+    value = parse_float(text)
+    if not 0.5 <= value < 1:
+        raise ValueError("expected a quantile in [0.5, 1), e.g. 0.9")
+    return value
+
+
+def _seasonality(text: str) -> tuple[str, ...]:
+    if text.strip() == "none":
+        return ()
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    if not names or not names <= set(SEASONS) or "daily" not in names:
+        raise ValueError("expected `daily`, `daily,weekly` or `none`")
+    return tuple(season for season in SEASONS if season in names)
 
 
 def _text(text: str) -> str:
@@ -100,8 +109,10 @@ class TriggerConfig:
     threshold: float = field(metadata=_key("threshold", _positive, required=True))
     """One replica's share of the load (the HPA AverageValue target). Required, > 0."""
 
-    mode: str = field(default="reactive", metadata=_key("mode", _mode))
-    """`reactive`: answer with the observed value, as KEDA's Prometheus scaler does."""
+    mode: str = field(default="reactive", metadata=_key("mode", _choice(MODES)))
+    """`reactive`: the observed value, as KEDA's Prometheus scaler. `predictive`: max(observed, the
+    forecast's upper quantile over the lead time). `shadow`: answers reactively but computes, exports
+    and scores the forecast, to judge it before trusting it."""
 
     source: str = field(default="prometheus", metadata=_key("source", _choice(SOURCES)))
     """Where the load signal comes from: a Prometheus query, or a replayed trace file."""
@@ -140,6 +151,32 @@ class TriggerConfig:
     unsafe_ssl: bool = field(default=False, metadata=_key("unsafeSsl", parse_bool))
     """Skip verification of the Prometheus server's certificate."""
 
+    signal: str = field(default="queue", metadata=_key("signal", _choice(SIGNALS)))
+    """What `query` measures: `queue` (requests in flight or waiting) or `gpu_sm` (SM activity, GPUs)."""
+
+    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", parse_duration_s))
+    """Pod start-up time to provision ahead of: the forecast is maximised over [now, now + leadTime]."""
+
+    history_s: float = field(default=7 * 86400.0, metadata=_key("history", parse_duration_s))
+    """Past loaded from the source at start and at each refit to fit the seasonal model."""
+
+    quantile: float = field(default=0.9, metadata=_key("quantile", _quantile))
+    """Upper quantile of the forecast to provision for; see the README on choosing it."""
+
+    seasonality: tuple[str, ...] = field(default=SEASONS, metadata=_key("seasonality", _seasonality))
+    """Seasons to model: `daily`, `daily,weekly` (weekly needs two weeks of history) or `none`."""
+
+    refit_interval_s: float = field(default=3600.0, metadata=_key("refitInterval", parse_duration_s))
+    """How often the seasonal model is refitted (in a worker process)."""
+
+    rate_query: str | None = field(default=None, metadata=_key("rateQuery", _text))
+    """Optional arrival-rate query (requests/s). When set, the forecast is of the rate, converted to
+    `query` units by Little's law (in flight = rate x time in service), so it does not erode when
+    early capacity drains the queue."""
+
+    service_time_s: float | None = field(default=None, metadata=_key("serviceTime", parse_duration_s))
+    """Seconds a request spends in service, for Little's law; measured from history when absent."""
+
     trace: str | None = field(default=None, metadata=_key("trace", _text))
     """Trace file, relative to the scaler's replay directory (source=replay)."""
 
@@ -155,6 +192,21 @@ class TriggerConfig:
                     problems.append(f"`{key}` is required when source is `prometheus`")
         if self.source == "replay" and self.trace is None:
             problems.append("`trace` is required when source is `replay`")
+        if self.rate_query is not None and self.source != "prometheus":
+            problems.append("`rateQuery` needs source `prometheus`")
+        if self.service_time_s is not None and self.rate_query is None:
+            problems.append("`serviceTime` only applies with `rateQuery`")
+        if self.mode != "reactive" and self.lead_time_s > MAX_LEAD_S:
+            problems.append(
+                f"`leadTime` ({format_duration(self.lead_time_s)}) must be at most {format_duration(MAX_LEAD_S)}"
+            )
+        if self.mode != "reactive" and self.refit_interval_s > MAX_REFIT_S:
+            problems.append(
+                f"`refitInterval` ({format_duration(self.refit_interval_s)}) must be at most "
+                f"{format_duration(MAX_REFIT_S)}"
+            )
+        if self.mode != "reactive" and self.history_s < 2 * self.step_s:
+            problems.append(f"`history` ({format_duration(self.history_s)}) must cover at least two steps")
         if self.source == "prometheus" and self.timeout_s >= self.step_s:
             problems.append(
                 f"`timeout` ({format_duration(self.timeout_s)}) must be shorter than "

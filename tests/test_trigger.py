@@ -39,6 +39,25 @@ def _parse(**meta: str) -> TriggerConfig:
             {"queryParameters": "dedup=true"}, "query_parameters", (("dedup", "true"),), id="params"
         ),
         pytest.param({"unsafeSsl": "true"}, "unsafe_ssl", True, id="unsafe-ssl"),
+        pytest.param({"mode": "predictive"}, "mode", "predictive", id="predictive"),
+        pytest.param({"mode": "shadow"}, "mode", "shadow", id="shadow"),
+        pytest.param({}, "lead_time_s", 180.0, id="lead-time-default"),
+        pytest.param({"leadTime": "10m"}, "lead_time_s", 600.0, id="lead-time"),
+        pytest.param({}, "history_s", 7 * 86400.0, id="history-default"),
+        pytest.param({"history": "14d"}, "history_s", 14 * 86400.0, id="history"),
+        pytest.param({}, "quantile", 0.9, id="quantile-default"),
+        pytest.param({}, "seasonality", ("daily", "weekly"), id="seasonality-default"),
+        pytest.param(
+            {"seasonality": "weekly,daily"}, "seasonality", ("daily", "weekly"), id="seasonality-order"
+        ),
+        pytest.param({"seasonality": "none"}, "seasonality", (), id="seasonality-none"),
+        pytest.param({"signal": "gpu_sm"}, "signal", "gpu_sm", id="signal-gpu"),
+        pytest.param(
+            {"rateQuery": "sum(rate(vllm:request_success_total[1m]))", "serviceTime": "4s"},
+            "service_time_s",
+            4.0,
+            id="little",
+        ),
         pytest.param(
             {"scalerAddress": "prescaler:9090", "enableTLS": "true"}, "mode", "reactive", id="keda-keys"
         ),
@@ -79,12 +98,28 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
         pytest.param({"step": "0s"}, ["`step`: `0s`", "greater than zero"], id="step-zero"),
         pytest.param({"serverAddress": "prometheus:9090"}, ["`serverAddress`", "http://"], id="url-scheme"),
         pytest.param({"customHeaders": "novalue"}, ["`customHeaders`", "k1=v1"], id="pairs"),
-        pytest.param({"metricName": "bad name!"}, ["`metricName`: `bad name!`"], id="metric-name"),
         pytest.param(
-            {"mode": "predictive"}, ["`mode`: `predictive`", "forecasting engine"], id="predictive-not-yet"
+            {"mode": "eager"}, ["`mode`: `eager`", "expected one of reactive, predictive, shadow"], id="mode"
         ),
-        pytest.param({"mode": "shadow"}, ["`mode`: `shadow`"], id="shadow-not-yet"),
-        pytest.param({"mode": "eager"}, ["`mode`: `eager`", "expected one of reactive"], id="mode-unknown"),
+        pytest.param({"quantile": "0.3"}, ["`quantile`: `0.3`", "[0.5, 1)"], id="quantile-low"),
+        pytest.param({"quantile": "1"}, ["`quantile`: `1`"], id="quantile-one"),
+        pytest.param(
+            {"seasonality": "weekly"}, ["`seasonality`: `weekly`", "daily,weekly"], id="weekly-alone"
+        ),
+        pytest.param({"signal": "gpu"}, ["`signal`: `gpu`", "queue, gpu_sm"], id="signal"),
+        pytest.param(
+            {"serviceTime": "2s"}, ["`serviceTime` only applies with `rateQuery`"], id="service-time-alone"
+        ),
+        pytest.param(
+            {"mode": "predictive", "leadTime": "2h"},
+            ["`leadTime` (2h) must be at most 1h"],
+            id="lead-too-long",
+        ),
+        pytest.param(
+            {"mode": "predictive", "refitInterval": "1d"},
+            ["`refitInterval` (1d) must be at most 6h"],
+            id="refit",
+        ),
         pytest.param({"treshold": "5"}, ["unknown key `treshold`", "known keys: threshold"], id="typo"),
         pytest.param({"source": "kafka"}, ["`source`: `kafka`", "prometheus, replay"], id="source"),
         pytest.param(

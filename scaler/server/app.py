@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
+from scaler.forecast_pool import ForecastPool
 from scaler.registry import Registry
 from scaler.server.handlers import ExternalScalerService
 from scaler.server.http import HttpServer
@@ -62,12 +63,16 @@ class App:
         *,
         metrics: CollectorRegistry | None = None,
         source_factory: Callable[[TriggerConfig, Settings], Source] = open_source,
+        pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else CollectorRegistry()
         self.telemetry = Telemetry(self.metrics)
-        self.registry = Registry(settings, self.telemetry, source_factory=source_factory, wall=wall)
+        self.pool = pool if pool is not None else ForecastPool(settings.forecast_workers)
+        self.registry = Registry(
+            settings, self.telemetry, source_factory=source_factory, pool=self.pool, wall=wall
+        )
         self.service = ExternalScalerService(self.registry, settings, self.telemetry)
         self.health = HealthServicer()
         self._serving = False
@@ -112,6 +117,7 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._evictions
         await self.registry.aclose()
+        self.pool.close()
         await self._http.stop()
 
     async def serve(self, on_ready: Callable[[Ports], None] | None = None) -> None:

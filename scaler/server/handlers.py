@@ -17,7 +17,7 @@ import grpc
 
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
-from scaler.errors import NotReady, PrescalerError, status_code
+from scaler.errors import NotReady, PrescalerError, status_name
 from scaler.refresher import Refresher
 from scaler.registry import Registry
 from scaler.settings import Settings
@@ -28,6 +28,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 INT64_MAX = 2**63 - 1
 # Answer "warming up" this long before the deadline rather than let the deadline cut the call.
 _MARGIN_S = 0.05
+
+
+def status_code(exc: PrescalerError) -> grpc.StatusCode:
+    """The status an error is answered with (the mapping itself is `errors.status_name`)."""
+    return grpc.StatusCode[status_name(exc)]
 
 
 def metric_spec(config: TriggerConfig) -> pb.MetricSpec:
@@ -65,16 +70,13 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
 
     @contextlib.asynccontextmanager
     async def _guard(self, context: Context) -> AsyncIterator[float]:
-        budget = self._budget_s(context)
+        """Yields the time the handler may wait (the server-side deadline, or the caller's if sooner)
+        and turns errors into statuses. The only await in a unary handler is a new target's first
+        read, which Registry.decision bounds by that time, so a warm call needs no timer of its own."""
         try:
-            async with asyncio.timeout(budget):
-                yield max(0.0, budget - _MARGIN_S)
+            yield max(0.0, self._budget_s(context) - _MARGIN_S)
         except PrescalerError as exc:
             await context.abort(status_code(exc), str(exc))
-        except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within the {budget:.2f}s server-side deadline"
-            )
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> pb.IsActiveResponse:
         async with self._guard(context) as wait_s:
@@ -93,9 +95,9 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
     async def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> pb.GetMetricsResponse:
         ref = request.scaledObjectRef
         async with self._guard(context) as wait_s:
-            decision = await self._registry.decision(ref.namespace, ref.name, ref.scalerMetadata, wait_s)
-            _, config = self._registry.config(ref.scalerMetadata)
-            name = request.metricName or config.metric_name
+            refresher = self._registry.track(ref.namespace, ref.name, ref.scalerMetadata)
+            decision = await self._registry.answer(refresher, wait_s)
+            name = request.metricName or refresher.config.metric_name
             return pb.GetMetricsResponse(metricValues=[metric_value(name, decision.value)])
         raise AssertionError("unreachable: _guard aborts on error")
 

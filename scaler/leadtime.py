@@ -1,0 +1,90 @@
+"""The forecast over the pod start-up lead time: the forecasting settings a trigger implies, and the
+bound from a fitted Forecaster and recent samples. Pure.
+
+Shared by the live predictor and the simulator, so that what is simulated is what is served.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from forecasting.base import DAY_S, ForecastConfig
+from forecasting.forecaster import Forecaster
+from forecasting.prepare import prepare
+from scaler.trigger import TriggerConfig
+
+COARSE_STEP_S = 300.0
+"""Step the seasonal model is fitted at (a trigger's `step` when that is coarser)."""
+RETRY_S = 300.0
+"""Wait before retrying a failed refit."""
+# Fine samples handed to the forecaster for its level correction.
+FINE_WINDOW_S = 1800.0
+# Lowest share of in-flight / rate ratios taken as the unqueued time in service (Little's law W).
+SERVICE_TIME_PERCENTILE = 25.0
+MIN_SERVICE_SAMPLES = 20
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class LeadBound(NamedTuple):
+    """The forecast side of a decision, in the forecast series' units."""
+
+    upper: float | None
+    """The upper quantile maximised over the lead time; None without a usable forecast."""
+    mean: float
+    """The forecast mean at the end of the lead time (NaN without a forecast)."""
+    model: str
+    reason: str
+
+
+def lead_bound(
+    forecaster: Forecaster,
+    at_s: FloatArray,
+    values: FloatArray,
+    *,
+    step_s: float,
+    lead_s: float,
+    quantile: float,
+) -> LeadBound:
+    """Update `forecaster` with the recent fine samples (`at_s` = step start times) and forecast the
+    lead time at that step."""
+    fine = prepare(at_s + step_s / 2, values, step_s)
+    forecaster.update(fine)
+    steps = max(1, math.ceil(lead_s / step_s))
+    forecast = forecaster.forecast(steps, quantile)
+    if forecast.model == "none":
+        return LeadBound(None, math.nan, "none", forecast.reason)
+    return LeadBound(float(np.max(forecast.upper)), float(forecast.mean[-1]), forecast.model, forecast.reason)
+
+
+def service_time_s(in_flight: FloatArray, rate: FloatArray) -> float | None:
+    """Little's law W = L / lambda at the least queued times: a low percentile of in-flight / rate
+    over aligned samples; None with too few usable samples."""
+    if in_flight.size != rate.size:
+        return None
+    usable = np.isfinite(in_flight) & np.isfinite(rate) & (rate > 0) & (in_flight > 0)
+    if int(usable.sum()) < MIN_SERVICE_SAMPLES:
+        return None
+    return float(np.percentile(in_flight[usable] / rate[usable], SERVICE_TIME_PERCENTILE))
+
+
+def forecast_config(config: TriggerConfig) -> ForecastConfig:
+    """The forecasting settings a trigger implies."""
+    coarse = coarse_step_s(config)
+    # Cover the refit interval, the lead time, and two failed refits retried before the next works.
+    horizon = math.ceil((config.refit_interval_s + config.lead_time_s + 2 * RETRY_S) / coarse) + 1
+    daily = "daily" in config.seasonality
+    return ForecastConfig(
+        season_s=DAY_S if daily else coarse,
+        weekly="weekly" in config.seasonality,
+        horizon_steps=horizon,
+        max_history_s=max(config.history_s, coarse * 2),
+    )
+
+
+def coarse_step_s(config: TriggerConfig) -> float:
+    return max(COARSE_STEP_S, config.step_s)

@@ -1,0 +1,176 @@
+"""One target's forecasting: history bootstrap, refits in the worker pool, the bound per step.
+
+Two time scales. The seasonal shape is fitted at a coarse step (5 min) from `history` loaded with a
+range query: at the first sight of a target (so a forecast exists within seconds, and a restart
+loses nothing Prometheus has) and every `refitInterval` after. The level near now comes from the
+fine samples the refresher takes every `step`. The per-step forecast is an interpolation of the
+fitted path plus a level correction: microseconds, so it runs inline; fitting runs in a worker.
+
+What is forecast is demand, not a symptom the scaler suppresses: with `rateQuery` the arrival rate
+is forecast and converted to the trigger's units by Little's law (in flight = rate x time in
+service), since a waiting queue drains once capacity arrives early and would erode its own history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from forecasting.base import DAY_S
+from forecasting.forecaster import Forecaster
+from forecasting.prepare import prepare
+from scaler.accuracy import RollingAccuracy
+from scaler.errors import PrescalerError
+from scaler.forecast_pool import ForecastPool
+from scaler.history import History
+from scaler.leadtime import FINE_WINDOW_S, RETRY_S, coarse_step_s, forecast_config, lead_bound, service_time_s
+from scaler.sources.base import Source
+from scaler.telemetry import Telemetry
+from scaler.trigger import TriggerConfig
+from scaler.units import format_duration
+
+logger = logging.getLogger(__name__)
+
+
+class Bound(NamedTuple):
+    """The forecast side of a decision, in the trigger's units."""
+
+    value: float | None
+    """Upper quantile maximised over the lead time; None when there is no usable forecast."""
+    mean: float
+    """Forecast mean at the end of the lead time (NaN without a forecast)."""
+    reason: str
+    """Which model answered, or why there is no forecast."""
+
+
+class Predictor:
+    """Keeps a target's forecaster fitted and turns it into a bound at each step."""
+
+    def __init__(
+        self,
+        config: TriggerConfig,
+        demand: Source,
+        demand_history: History,
+        pool: ForecastPool,
+        telemetry: Telemetry,
+        labels: tuple[str, str, str],
+        *,
+        log: logging.LoggerAdapter[logging.Logger],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.demand = demand
+        self.demand_history = demand_history
+        self._pool = pool
+        self._telemetry = telemetry
+        self._labels = labels
+        self._log = log
+        self._wall = wall
+        self._forecaster = Forecaster(forecast_config(config))
+        self._fitted = False
+        self._fitting: asyncio.Task[None] | None = None
+        self._next_fit_s = -math.inf
+        self._created_s = time.perf_counter()
+        self._announced_model = ""
+        self.accuracy = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
+
+    @property
+    def fitted(self) -> bool:
+        return self._fitted
+
+    def maybe_refit(self, now_s: float) -> None:
+        """Start a refit in the background when one is due and none is running."""
+        if self._fitting is None and now_s >= self._next_fit_s:
+            self._fitting = asyncio.create_task(self._refit(now_s))
+
+    async def settled(self) -> None:
+        """Wait for a running refit to finish (tests and benchmarks drive refits this way)."""
+        task = self._fitting
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _refit(self, now_s: float) -> None:
+        try:
+            series = await self.demand.history(now_s - self.config.history_s, now_s, self.config.step_s)
+            if not self._fitted:
+                # Bootstrap: the fine history starts with what the source already has.
+                self.demand_history.extend(series.at_s, series.values)
+            config = self._forecaster.config
+            coarse = prepare(
+                series.at_s,
+                series.values,
+                coarse_step_s(self.config),
+                season_steps=config.season_steps(coarse_step_s(self.config)),
+            )
+            outcome = await self._pool.fit(self._forecaster, coarse)
+        except (PrescalerError, OSError, RuntimeError, ValueError) as exc:
+            self._telemetry.refits.labels("failed").inc()
+            self._log.warning("refit failed, retrying in %s: %s", format_duration(RETRY_S), exc)
+            self._next_fit_s = now_s + RETRY_S
+            return
+        finally:
+            self._fitting = None
+        self._forecaster = outcome.forecaster
+        self._telemetry.refits.labels("ok").inc()
+        self._telemetry.refit_seconds.observe(outcome.seconds)
+        if not self._fitted:
+            self._telemetry.time_to_first_forecast.observe(time.perf_counter() - self._created_s)
+        self._fitted = True
+        self._next_fit_s = now_s + self.config.refit_interval_s
+        if outcome.model != self._announced_model:
+            self._log.info("forecasting with %s (%s)", outcome.model, outcome.reason)
+            self._announced_model = outcome.model
+
+    def bound(self, now_s: float, observed_history: History) -> Bound:
+        """The forecast bound for [now, now + leadTime], in the trigger's units."""
+        if not self._fitted:
+            return Bound(None, math.nan, "no forecast yet: first fit running")
+        config = self.config
+        at_s, values = self.demand_history.window(max(2, round(FINE_WINDOW_S / config.step_s)))
+        lead = lead_bound(
+            self._forecaster,
+            at_s,
+            values,
+            step_s=config.step_s,
+            lead_s=config.lead_time_s,
+            quantile=config.quantile,
+        )
+        if lead.upper is None:
+            return Bound(None, math.nan, lead.reason)
+        scale, why = self._units(observed_history)
+        if scale is None:
+            return Bound(None, math.nan, why)
+        self.accuracy.forecast(
+            now_s, now_s + config.lead_time_s, lead.mean, lead.upper, self.demand_history.latest()
+        )
+        return Bound(lead.upper * scale, lead.mean * scale, f"{lead.model}{why}")
+
+    def _units(self, observed_history: History) -> tuple[float | None, str]:
+        """Factor from the forecast series' units to the trigger's: 1, or Little's law W."""
+        config = self.config
+        if config.rate_query is None:
+            return 1.0, ""
+        if config.service_time_s is not None:
+            return config.service_time_s, f" x serviceTime {config.service_time_s:g}s"
+        measured = measured_service_time_s(observed_history, self.demand_history)
+        if measured is None:
+            return None, "no forecast: time in service not measured yet (set `serviceTime`)"
+        return measured, f" x measured time in service {measured:.3g}s"
+
+    async def aclose(self) -> None:
+        if self._fitting is not None:
+            self._fitting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fitting
+
+
+def measured_service_time_s(in_flight: History, rate: History) -> float | None:
+    """Little's law W from the two histories, aligned on their newest step."""
+    _, load = in_flight.window()
+    _, arrivals = rate.window(load.size)
+    return service_time_s(load, arrivals)

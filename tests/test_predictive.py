@@ -1,0 +1,165 @@
+"""Predictive and shadow mode through the refresher, on replayed traces and a fake clock."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from forecasting.forecaster import Forecaster
+from forecasting.prepare import prepare
+from scaler.forecast_pool import ForecastPool
+from scaler.history import History
+from scaler.leadtime import forecast_config
+from scaler.predictor import measured_service_time_s
+from scaler.refresher import Refresher, TargetKey
+from scaler.settings import Settings
+from scaler.sources.replay import ReplaySource
+from scaler.telemetry import Telemetry
+from scaler.trigger import parse_trigger
+from tests.servers import FakeClock
+
+DAY = 86400.0
+# A Monday 00:00 UTC; the synthetic day ramps up from 06:00 to 12:00.
+EPOCH = 1_700_438_400.0
+
+
+def diurnal(t: np.ndarray) -> np.ndarray:
+    phase = ((t - EPOCH) % DAY) / DAY
+    return 5.0 + 95.0 * np.clip(np.sin(2 * np.pi * (phase - 0.25)), 0.0, None)
+
+
+@pytest.fixture
+def trace_dir(tmp_path: Path) -> Path:
+    at = EPOCH + np.arange(0, 10 * DAY, 300.0)
+    rows = "\n".join(f"{a:.0f},{v:.4f}" for a, v in zip(at, diurnal(at), strict=True))
+    (tmp_path / "diurnal.csv").write_text("timestamp,value\n" + rows + "\n")
+    return tmp_path
+
+
+def make(trace_dir: Path, clock: FakeClock, **meta: str) -> tuple[Refresher, CollectorRegistry]:
+    config = parse_trigger(
+        {"source": "replay", "trace": "diurnal.csv", "threshold": "10", "step": "5m", "history": "7d", **meta}
+    )
+    # speed 1 and a period of exactly 10 days: the replay at unix time t is the trace at t.
+    source = ReplaySource(trace_dir / "diurnal.csv", clock=clock)
+    registry = CollectorRegistry()
+    pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
+    key = TargetKey("serving", "llm", "ab" * 32)
+    refresher = Refresher(key, config, source, Telemetry(registry), max_age_s=600, pool=pool, wall=clock)
+    return refresher, registry
+
+
+async def _walk(
+    refresher: Refresher, clock: FakeClock, start: float, steps: int
+) -> list[tuple[float, float, float]]:
+    clock.now_s = start
+    await refresher.refresh()
+    assert refresher.predictor is not None
+    await refresher.predictor.settled()
+    seen = []
+    for _ in range(steps):
+        await refresher.refresh()
+        await refresher.predictor.settled()  # the fake clock runs faster than a fit
+        decision = refresher.current()
+        seen.append((clock.now_s, decision.observed, decision.value))
+        clock.advance(300)
+    return seen
+
+
+async def test_predictive_value_rises_ahead_of_the_morning_ramp_by_the_lead_time(trace_dir: Path) -> None:
+    clock = FakeClock()
+    refresher, registry = make(trace_dir, clock, mode="predictive", leadTime="1h", refitInterval="6h")
+    day8 = EPOCH + 8 * DAY
+    seen = await _walk(refresher, clock, day8 + 3 * 3600, 60)
+
+    def first_above(column: int, level: float) -> float:
+        return next(t for t, *values in seen if values[column - 1] >= level)
+
+    observed_at = first_above(1, 40.0)
+    predicted_at = first_above(2, 40.0)
+    lead = observed_at - predicted_at
+    assert 1800 <= lead <= 5400, f"rose {lead / 60:.0f} min ahead; expected about 60"
+    assert all(value >= observed for _, observed, value in seen)
+    assert registry.get_sample_value(
+        "prescaler_target_value",
+        {"namespace": "serving", "name": "llm", "metric": "prescaler", "kind": "bound"},
+    )
+    assert registry.get_sample_value("prescaler_refits_total", {"outcome": "ok"}) >= 1
+    assert registry.get_sample_value("prescaler_time_to_first_forecast_seconds_count") == 1
+
+
+async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accuracy(trace_dir: Path) -> None:
+    clock = FakeClock()
+    refresher, registry = make(trace_dir, clock, mode="shadow", leadTime="30m", refitInterval="6h")
+    seen = await _walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 24)
+    assert all(value == observed for _, observed, value in seen)
+    labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
+    assert registry.get_sample_value("prescaler_target_value", {**labels, "kind": "forecast"}) is not None
+    mase = registry.get_sample_value("prescaler_forecast_quality", {**labels, "score": "mase"})
+    coverage = registry.get_sample_value("prescaler_forecast_quality", {**labels, "score": "coverage"})
+    assert mase is not None and mase < 1.0  # beats persistence on a clean daily cycle
+    assert coverage is not None and 0.0 <= coverage <= 1.0
+
+
+async def test_a_failing_fit_leaves_the_target_reactive_with_the_reason(trace_dir: Path) -> None:
+    class Broken(ThreadPoolExecutor):
+        def submit(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
+            raise RuntimeError("worker died")
+
+    clock = FakeClock(EPOCH + 8 * DAY)
+    refresher, registry = make(trace_dir, clock, mode="predictive")
+    assert refresher.predictor is not None
+    refresher.predictor._pool = ForecastPool(1, executor=Broken(1))
+    await refresher.refresh()
+    await refresher.predictor.settled()
+    await refresher.refresh()
+    decision = refresher.current()
+    assert (decision.reason, decision.value) == ("observed", decision.observed)
+    assert registry.get_sample_value("prescaler_refits_total", {"outcome": "failed"}) == 1
+
+
+def test_forecast_config_covers_refit_interval_plus_lead_time() -> None:
+    config = parse_trigger(
+        {"source": "replay", "trace": "x", "threshold": "1", "leadTime": "10m", "refitInterval": "1h"}
+    )
+    forecast = forecast_config(config)
+    assert forecast.horizon_steps * 300 >= 3600 + 600
+    assert forecast.weekly
+    flat = forecast_config(
+        parse_trigger({"source": "replay", "trace": "x", "threshold": "1", "seasonality": "none"})
+    )
+    assert (flat.season_s, flat.weekly) == (300.0, False)
+
+
+def test_littles_law_service_time_from_unqueued_times() -> None:
+    in_flight, rate = History(15, 100), History(15, 100)
+    for i in range(40):
+        at = i * 15.0
+        lam = 10.0 + i
+        in_flight.append(at, lam * 2.0 * (1.5 if i % 4 == 0 else 1.0))  # 2 s in service, queueing at times
+        rate.append(at, lam)
+    assert measured_service_time_s(in_flight, rate) == pytest.approx(2.0)
+    assert measured_service_time_s(History(15, 10), History(15, 10)) is None
+
+
+async def test_the_real_worker_process_pool_fits_and_returns_the_forecaster() -> None:
+    at = EPOCH + np.arange(0, 3 * DAY, 300.0)
+    series = prepare(at, diurnal(at), 300.0, season_steps=288)
+    pool = ForecastPool(1)
+    try:
+        outcome = await pool.fit(Forecaster(), series)
+    finally:
+        pool.close()
+    assert outcome.model != "none"
+    forecast = outcome.forecaster.forecast(6, 0.9)
+    assert np.all(np.isfinite(forecast.upper)) and math.isfinite(outcome.seconds)
+    assert np.all(forecast.upper >= forecast.mean)
+
+
+def test_settings_default_pool_size_is_at_least_one() -> None:
+    assert Settings().forecast_workers >= 1
