@@ -15,6 +15,7 @@ import numpy.typing as npt
 from forecasting.base import DAY_S, ForecastConfig
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
+from scaler.history import History
 from scaler.trigger import TriggerConfig
 
 COARSE_STEP_S = 300.0
@@ -59,6 +60,15 @@ def lead_bound(
     if forecast.model == "none":
         return LeadBound(None, math.nan, "none", forecast.reason)
     return LeadBound(float(np.max(forecast.upper)), float(forecast.mean[-1]), forecast.model, forecast.reason)
+
+
+def history_bound(forecaster: Forecaster, history: History, config: TriggerConfig) -> LeadBound:
+    """`lead_bound` over the newest `FINE_WINDOW_S` of `history`, with the trigger's step, lead
+    time and quantile."""
+    at_s, values = history.window(max(2, round(FINE_WINDOW_S / config.step_s)))
+    return lead_bound(
+        forecaster, at_s, values, step_s=config.step_s, lead_s=config.lead_time_s, quantile=config.quantile
+    )
 
 
 def service_time_s(in_flight: FloatArray, rate: FloatArray) -> float | None:

@@ -28,7 +28,7 @@ from scaler.accuracy import RollingAccuracy
 from scaler.errors import PrescalerError
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
-from scaler.leadtime import FINE_WINDOW_S, RETRY_S, coarse_step_s, forecast_config, lead_bound, service_time_s
+from scaler.leadtime import RETRY_S, coarse_step_s, forecast_config, history_bound, service_time_s
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
@@ -131,15 +131,7 @@ class Predictor:
         if not self._fitted:
             return Bound(None, math.nan, "no forecast yet: first fit running")
         config = self.config
-        at_s, values = self.demand_history.window(max(2, round(FINE_WINDOW_S / config.step_s)))
-        lead = lead_bound(
-            self._forecaster,
-            at_s,
-            values,
-            step_s=config.step_s,
-            lead_s=config.lead_time_s,
-            quantile=config.quantile,
-        )
+        lead = history_bound(self._forecaster, self.demand_history, config)
         if lead.upper is None:
             return Bound(None, math.nan, lead.reason)
         scale, why = self._units(observed_history)
