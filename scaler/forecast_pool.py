@@ -2,14 +2,17 @@
 
 StatsForecast's fitting holds the GIL: a refit in a thread of the server stalls every RPC for its
 duration, while in a separate process GetMetrics latency is unaffected. Workers are started with
-`spawn` (forking a process that runs gRPC is unsafe). A semaphore of the pool's size queues refits,
+`spawn` (forking a process that runs gRPC is unsafe) at a lower CPU priority, so that on a node short
+of cores the answers to KEDA come before the fits. A semaphore of the pool's size queues refits,
 so many targets due at once are fitted a few at a time instead of piling onto the executor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import NamedTuple
@@ -25,6 +28,16 @@ class FitOutcome(NamedTuple):
     model: str
     reason: str
     seconds: float
+
+
+WORKER_NICENESS = 10
+"""Workers run at a lower CPU priority: on a busy node the scheduler serves the RPCs first."""
+
+
+def _lower_priority() -> None:
+    # Runs once in each worker; a container that forbids it keeps the default priority.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def fit_job(forecaster: Forecaster, series: Series, budget_s: float) -> FitOutcome:
@@ -48,7 +61,9 @@ class ForecastPool:
     def _ensure(self) -> tuple[Executor, asyncio.Semaphore]:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
             )
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)
