@@ -122,9 +122,35 @@ async def refit_all(series: list[Series], workers: int) -> tuple[float, float, l
         pool.close()
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Footprint(NamedTuple):
+    bytes_per_target: float
+    """Resident memory added per warm reactive replay target (trace copy, history, state)."""
+    first_forecast_s: float
+    """A new predictive target's first RPC to its first forecast: 7 days of history at 15 s
+    bootstrapped from its source, coarsened, fitted in a worker (already started)."""
+
+
+async def _first_forecast_s(app: App, stub: pb_grpc.ExternalScalerStub) -> float:
+    ref = _ref(9999)
+    ref.scalerMetadata["mode"] = "predictive"
+    started = time.perf_counter()
+    await stub.GetMetricSpec(ref)
+    refresher = app.registry.track(ref.namespace, ref.name, ref.scalerMetadata)
+    await refresher.first_attempt()
+    assert refresher.predictor is not None
+    await refresher.predictor.settled()
+    assert refresher.predictor.fitted, "the first fit failed"
+    return time.perf_counter() - started
+
+
 async def latency_under_refits(
     series: list[Series], targets_n: int, rate: float, seconds: float
-) -> tuple[Latency, Latency, int]:
+) -> tuple[Latency, Latency, int, Footprint]:
     settings = Settings(host="127.0.0.1", grpc_port=0, metrics_port=0)
     app = App(settings)
     ports = await app.start()
@@ -133,18 +159,20 @@ async def latency_under_refits(
     client = context.Process(target=client_main, args=(theirs,), daemon=True)
     client.start()
     try:
+        await asyncio.gather(*(app.pool.fit(Forecaster(), s) for s in series[: app.pool.workers]))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ports.grpc}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
+            before = _rss_bytes()
             for i in range(targets_n):  # warm every target, as KEDA's first polls do
                 await stub.GetMetricSpec(_ref(i))
                 await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=_ref(i)), timeout=10)
+            footprint = Footprint((_rss_bytes() - before) / targets_n, await _first_forecast_s(app, stub))
         loop = asyncio.get_running_loop()
 
         async def measure() -> Latency:
             ours.send((ports.grpc, targets_n, rate, seconds))
             return _summary(await loop.run_in_executor(None, ours.recv))
 
-        await asyncio.gather(*(app.pool.fit(Forecaster(), s) for s in series[: app.pool.workers]))
         idle = await measure()
         stop = asyncio.Event()
         fitted = 0
@@ -159,7 +187,7 @@ async def latency_under_refits(
         busy = await measure()
         stop.set()
         await asyncio.gather(*refitting)
-        return idle, busy, fitted
+        return idle, busy, fitted, footprint
     finally:
         ours.send(None)
         client.join(10)
@@ -185,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     cold_s, warm_s, models = (
         (math.nan, math.nan, []) if args.latency_only else asyncio.run(refit_all(series, 2))
     )
-    idle, busy, fitted = asyncio.run(latency_under_refits(series, args.targets, args.rate, seconds))
+    idle, busy, fitted, footprint = asyncio.run(
+        latency_under_refits(series, args.targets, args.rate, seconds)
+    )
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -211,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| the same while the App's pool ({Settings().forecast_workers} worker) refits back to back | "
         f"{busy.p50_ms:.2f} / {busy.p99_ms:.2f} ms ({busy.calls} calls, {fitted} refits) |",
         f"| p99 during refits / p99 idle | {ratio:.2f} (acceptance: at most 2) |",
+        f"| resident memory per tracked reactive replay target | {footprint.bytes_per_target / 1024:.0f} KiB |",
+        f"| time to first forecast of a new predictive target (7 days bootstrapped at 15 s, fitted) | "
+        f"{footprint.first_forecast_s:.1f} s |",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
