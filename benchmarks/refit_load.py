@@ -135,7 +135,7 @@ class Footprint(NamedTuple):
     bootstrapped from its source, coarsened, fitted in a worker (already started)."""
 
 
-async def _first_forecast_s(app: App, stub: pb_grpc.ExternalScalerStub) -> float:
+async def _first_forecast_s(app: App, stub: pb_grpc.ExternalScalerAsyncStub) -> float:
     ref = _ref(9999)
     ref.scalerMetadata["mode"] = "predictive"
     started = time.perf_counter()
