@@ -23,6 +23,14 @@ install: $(BIN)/prescaler ## create .venv and install prescaler with its dev too
 run: install ## serve on :$(PORT) with the embedded replay trace (no Prometheus needed)
 	$(BIN)/prescaler serve --grpc-port $(PORT)
 
+DEMO_DIR ?= /tmp/prescaler-demo
+
+.PHONY: demo
+demo: install ## what-if: predictive vs reactive vs oracle on a bundled NYC-taxi excerpt (about 30 s)
+	$(BIN)/prescaler simulate --trace scaler/traces/nyc_taxi_10d.csv --history 7d --days 2 \
+	  --startup 180s --slo 2s --peak-replicas 20 --policies reactive,predictive,holt_winters,oracle \
+	  --json $(DEMO_DIR)/simulate.json --plot $(DEMO_DIR)/simulate.png
+
 .PHONY: proto
 proto: install ## regenerate the gRPC stubs in scaler/_generated from proto/
 	PATH=$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc --proto_path=scaler/_generated=proto \

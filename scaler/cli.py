@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from scaler import __version__, backtest_cli, call, settings
+from scaler import __version__, backtest_cli, call, settings, simulate_cli
 from scaler.gpu import cli as gpu_cli
 from scaler.server.app import App, Ports
 
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_parser(subparsers)
     gpu_cli.add_parser(subparsers)
     backtest_cli.add_parser(subparsers)
+    simulate_cli.add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,241 @@
+"""prescaler's predictive mode under simulation: the live scaler's own code, on the simulated clock.
+
+What runs is what is served: the trigger is parsed by `scaler.trigger.parse_trigger`, the forecasting
+settings and the bound over the lead time come from `scaler.leadtime` (`forecast_config`,
+`history_bound`), the value from `scaler.policy.decide`.
+Only the clock and the data path differ from the live refresher:
+
+- The signals are those the simulated service produced (in-flight, and the arrival rate as
+  `rate(requests_total[1m])` would show it), sampled once per trigger `step`, as the refresher does.
+  The scaling changes the in-flight signal, so the feedback loop between them is the real one.
+- The seasonal model is refitted synchronously every `refitInterval` of simulated time, on the
+  `history` before now: the user's past traffic (the factory's `past`, what a Prometheus range query
+  returns at start-up) followed by what the simulation itself produced. Nothing after now is seen.
+- The arrival rate is forecast, as a trigger with `rateQuery` does, and converted to in-flight units
+  by Little's law (in flight = rate x time in service) with `serviceTime`, or with the time in
+  service measured from the two signals (`scaler.leadtime.service_time_s`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from forecasting.base import DAY_S
+from forecasting.forecaster import Forecaster
+from forecasting.prepare import prepare
+from scaler.history import History
+from scaler.leadtime import RETRY_S, coarse_step_s, forecast_config, history_bound, service_time_s
+from scaler.policy import Decision, decide
+from scaler.sim.demand import rates_per_tick
+from scaler.sim.interface import PolicyFactory, Scenario, Signals
+from scaler.traces import Trace
+from scaler.trigger import TriggerConfig, parse_trigger
+from scaler.units import format_duration
+
+# In-flight kept for measuring the time in service: one day, as the refresher keeps.
+IN_FLIGHT_SPAN_S = 86400.0
+# The trigger's Prometheus fields must be set for `rateQuery` to be accepted; nothing is queried.
+SIMULATED_ADDRESS = "http://simulated.invalid"
+# The default threshold as a share of one replica's concurrency (see PredictiveSettings.threshold).
+THRESHOLD_SHARE = 0.9
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def trigger_config(
+    *,
+    threshold: float,
+    lead_time_s: float,
+    quantile: float = 0.9,
+    refit_interval_s: float = 3600.0,
+    history_s: float = 7 * DAY_S,
+    service_time_s: float | None = None,
+    step_s: float = 15.0,
+    seasonality: str = "daily,weekly",
+    activation_threshold: float = 0.0,
+) -> TriggerConfig:
+    """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
+    the scaler's own parser (so its validation applies); `service_time_s` None: measured."""
+    metadata = {
+        "mode": "predictive",
+        "serverAddress": SIMULATED_ADDRESS,
+        "query": "in_flight",
+        "rateQuery": "arrival_rate",
+        "threshold": repr(float(threshold)),
+        "activationThreshold": repr(float(activation_threshold)),
+        "step": format_duration(step_s),
+        "timeout": format_duration(min(3.0, step_s / 2)),
+        "leadTime": format_duration(lead_time_s),
+        "quantile": repr(float(quantile)),
+        "refitInterval": format_duration(refit_interval_s),
+        "history": format_duration(history_s),
+        "seasonality": seasonality,
+    }
+    if service_time_s is not None:
+        metadata["serviceTime"] = format_duration(service_time_s)
+    return parse_trigger(metadata)
+
+
+def past_rates(
+    past: Trace, *, before_s: float, span_s: float, step_s: float
+) -> tuple[FloatArray, FloatArray]:
+    """(sample times, requests/s) of `past` on a grid of `step_s`, each sample the mean over the step
+    that ends at its time, as a range query of a rate returns it; only samples within `span_s`
+    before `before_s` (so nothing from the simulated window leaks in)."""
+    rates = rates_per_tick(past, step_s)
+    at_s = float(past.at_s[0]) + step_s * np.arange(1, rates.size + 1, dtype=np.float64)
+    keep = (at_s <= before_s) & (at_s > before_s - span_s)
+    return at_s[keep], rates[keep]
+
+
+class Predictive:
+    """prescaler in predictive mode on a rate query; `decisions` records each decision made."""
+
+    def __init__(self, config: TriggerConfig, *, past: Trace | None = None, start_s: float) -> None:
+        if config.mode != "predictive" or config.rate_query is None:
+            raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
+        self.config = config
+        step = config.step_s
+        self._rates = History(step, max(2, math.ceil(config.history_s / step) + 1))
+        self._in_flight = History(step, max(2, math.ceil(IN_FLIGHT_SPAN_S / step)))
+        if past is not None and past.values.size:
+            at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
+            self._rates.extend(at_s, values)
+        self._forecaster = Forecaster(forecast_config(config))
+        self._fitted = False
+        self._next_fit_s = -math.inf
+        self._last_step: int | None = None
+        self._latest_in_flight = 0.0
+        self.decisions: list[Decision] = []
+        self.fits: Counter[str] = Counter()
+        """Refits by the model that answered after them (`failed` for a refit that raised)."""
+
+    @property
+    def target(self) -> float:
+        """The trigger's `threshold`: one replica's share of in-flight requests."""
+        return self.config.threshold
+
+    def observe(self, signals: Signals) -> None:
+        """Sample the signals once per trigger step (the first scrape in it) and decide, as the
+        refresher does."""
+        self._latest_in_flight = signals.in_flight
+        step = math.floor(signals.at_s / self.config.step_s)
+        if self._last_step is not None and step <= self._last_step:
+            return
+        self._last_step = step
+        self._rates.append(signals.at_s, signals.arrival_rate)
+        self._in_flight.append(signals.at_s, signals.in_flight)
+        self._maybe_refit(signals.at_s)
+        bound = self._bound(signals.at_s)
+        self.decisions.append(decide(signals.at_s, signals.in_flight, self.config, bound))
+
+    def metric(self, now_s: float) -> Decision:
+        """The newest decision (what GetMetrics returns from the refresher's cache)."""
+        if not self.decisions:
+            return decide(now_s, self._latest_in_flight, self.config)
+        return self.decisions[-1]
+
+    def _maybe_refit(self, now_s: float) -> None:
+        if now_s < self._next_fit_s:
+            return
+        config = self.config
+        coarse_s = coarse_step_s(config)
+        at_s, values = self._rates.window()
+        try:
+            coarse = prepare(
+                at_s + config.step_s / 2,
+                values,
+                coarse_s,
+                season_steps=self._forecaster.config.season_steps(coarse_s),
+            )
+            # No time budget: the simulated clock does not run while fitting, and a budget would
+            # make runs depend on the machine.
+            self._forecaster.fit(coarse)
+        except (RuntimeError, ValueError):
+            self.fits["failed"] += 1
+            self._next_fit_s = now_s + RETRY_S
+            return
+        self.fits[self._forecaster.model] += 1
+        self._fitted = True
+        self._next_fit_s = now_s + config.refit_interval_s
+
+    def _bound(self, now_s: float) -> float | None:
+        """Upper bound of in-flight over [now, now + leadTime]: W x the arrival rate's upper bound."""
+        if not self._fitted:
+            return None
+        config = self.config
+        lead = history_bound(self._forecaster, self._rates, config)
+        if lead.upper is None:
+            return None
+        scale = config.service_time_s if config.service_time_s is not None else self._measured_w()
+        return None if scale is None else lead.upper * scale
+
+    def _measured_w(self) -> float | None:
+        """Little's law W from the in-flight and rate samples, aligned on the newest step."""
+        _, load = self._in_flight.window()
+        _, arrivals = self._rates.window(load.size)
+        return service_time_s(load, arrivals)
+
+    @property
+    def forecast_share(self) -> float:
+        """Fraction of decisions where the forecast, not the observed value, set the answer."""
+        if not self.decisions:
+            return 0.0
+        return sum(d.reason == "forecast" for d in self.decisions) / len(self.decisions)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictiveSettings:
+    """The trigger settings a user chooses for predictive mode; None takes the service's value."""
+
+    threshold: float | None = None
+    """`threshold`: in-flight requests per replica; None: THRESHOLD_SHARE of one replica's
+    concurrency, since the HPA ignores a ratio within 10 % of 1 (its tolerance): at the full
+    concurrency, a forecast up to 10 % above the replicas there are would not add one."""
+
+    lead_time_s: float | None = None
+    """`leadTime`; None: the start-up delay plus one KEDA polling interval."""
+
+    quantile: float = 0.9
+    """`quantile` of the forecast to provision for."""
+
+    refit_interval_s: float = 3600.0
+    """`refitInterval`, in simulated time."""
+
+    history_s: float = 7 * DAY_S
+    """`history` fitted at each refit."""
+
+    measure_service_time: bool = False
+    """Leave `serviceTime` unset, so that the time in service is measured (Little's law); by default
+    it is set to the service's."""
+
+    step_s: float = 15.0
+    """`step`: how often the signals are sampled and a decision is made."""
+
+    def trigger(self, scenario: Scenario) -> TriggerConfig:
+        """The parsed trigger for `scenario`'s service."""
+        cluster = scenario.cluster
+        lead_s = self.lead_time_s
+        if lead_s is None:
+            lead_s = cluster.startup_delay_s + scenario.scaling.polling_interval_s
+        return trigger_config(
+            threshold=cluster.concurrency * THRESHOLD_SHARE if self.threshold is None else self.threshold,
+            lead_time_s=lead_s,
+            quantile=self.quantile,
+            refit_interval_s=self.refit_interval_s,
+            history_s=self.history_s,
+            service_time_s=None if self.measure_service_time else cluster.service_time_s,
+            step_s=self.step_s,
+        )
+
+
+def predictive(past: Trace | None, settings: PredictiveSettings | None = None) -> PolicyFactory:
+    """prescaler's predictive policy, bootstrapped from `past` (the demand before the simulated
+    window, in requests/s; only what precedes the scenario's start is used)."""
+    chosen = settings or PredictiveSettings()
+    return lambda scenario: Predictive(chosen.trigger(scenario), past=past, start_s=scenario.start_s)

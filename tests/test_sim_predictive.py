@@ -1,0 +1,203 @@
+"""prescaler's predictive policy in the closed-loop simulator (scaler.sim.predictive, holt_winters, compare)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from scaler.errors import ConfigError
+from scaler.sim import ClusterConfig, Outcome, ScalingConfig, Scenario, prepare, run_policy
+from scaler.sim.compare import Comparison, Setup, compare, frontier
+from scaler.sim.holt_winters import HoltWintersPolicy, holt_winters
+from scaler.sim.predictive import (
+    Predictive,
+    PredictiveSettings,
+    past_rates,
+    predictive,
+    trigger_config,
+)
+from scaler.sim.sweep import SweepPoint
+from scaler.traces import Trace
+
+DAY_S = 86400.0
+STEP_S = 60.0
+# One replica: 8 slots x 1 s = 8 requests/s; SLO 2 s, so a request may wait 1 s. Four replicas at the
+# start: the night's two replicas' worth without the queue that starting at exactly capacity would build.
+CLUSTER = ClusterConfig(
+    concurrency=8, service_time_s=1.0, startup_delay_s=180.0, slo_s=2.0, initial_replicas=4
+)
+# Five days: the ensemble needs two seasons before its two days of calibration origins to be seasonal.
+HISTORY_DAYS = 5
+SETTINGS = PredictiveSettings(threshold=7.2, refit_interval_s=7200.0, history_s=HISTORY_DAYS * DAY_S)
+START_S = 1_700_006_400.0  # a midnight (UTC)
+
+
+def diurnal(days: float, *, start_s: float = START_S) -> Trace:
+    """Requests/s with a daily cycle and a steep morning ramp: 2 replicas' worth at night, 16 from
+    08:30, reached within 30 minutes (faster than a 180 s start-up lets reactive follow)."""
+    at_s = start_s + STEP_S * np.arange(round(days * DAY_S / STEP_S), dtype=np.float64)
+    hour = (at_s % DAY_S) / 3600.0
+    ramp = np.clip(hour - 8.0, 0.0, 0.5) / 0.5 - np.clip(hour - 20.0, 0.0, 2.0) / 2.0
+    rate = CLUSTER.capacity_rps * (2.0 + 14.0 * ramp + 1.5 * np.sin(2 * np.pi * hour / 6.0))
+    return Trace("diurnal", at_s, rate, STEP_S)
+
+
+def window_after(trace: Trace, start_s: float) -> tuple[Trace, Trace]:
+    before = trace.at_s < start_s
+    past = Trace(trace.name, trace.at_s[before], trace.values[before], trace.step_s)
+    return past, Trace(trace.name, trace.at_s[~before], trace.values[~before], trace.step_s)
+
+
+def run_predictive(
+    window: Trace, past: Trace | None, *, settings: PredictiveSettings = SETTINGS, poisson: bool = True
+) -> tuple[Predictive, Outcome]:
+    scenario = prepare(window, CLUSTER, ScalingConfig(), seed=3, poisson=poisson)
+    policy = predictive(past, settings)(scenario)
+    assert isinstance(policy, Predictive)
+    return policy, run_policy(scenario, "predictive", policy)
+
+
+class Compared(NamedTuple):
+    policy: Predictive
+    result: Comparison
+
+
+@pytest.fixture(scope="module")
+def compared() -> Compared:
+    past, window = window_after(diurnal(HISTORY_DAYS + 1), START_S + HISTORY_DAYS * DAY_S)
+    setup = Setup(
+        CLUSTER,
+        policies=("predictive", "oracle"),
+        settings=SETTINGS,
+        sweep_targets=(4.0, 5.0, 6.0, 7.0, 8.0),
+        seed=3,
+    )
+    result = compare(past, window, setup)
+    # The policy itself, once more on the same demand, to read its decisions.
+    policy, outcome = run_predictive(window, past)
+    assert outcome.gpu_hours == result.outcomes["predictive"].gpu_hours
+    return Compared(policy, result)
+
+
+def test_predictive_beats_reactive_at_the_same_gpu_hours_on_a_diurnal_trace(compared: Compared) -> None:
+    outcomes, at_equal = compared.result.outcomes, compared.result.at_equal
+    predicted = outcomes["predictive"]
+    assert at_equal is not None
+    # Reactive at predictive's cost lags the morning ramp by its start-up delay.
+    assert at_equal.slo_violation_minutes >= 10
+    assert predicted.slo_violation_minutes <= at_equal.slo_violation_minutes / 5
+    assert predicted.gpu_hours <= 1.25 * outcomes["oracle"].gpu_hours
+    # Reactive needs far more GPU-hours to do as well.
+    enough = [
+        p.gpu_hours
+        for p in compared.result.sweep
+        if p.slo_violation_minutes <= predicted.slo_violation_minutes
+    ]
+    assert all(hours > 1.15 * predicted.gpu_hours for hours in enough)
+    # Refitted every 2 h of the simulated day; on this clean cycle the seasonal naive model may answer.
+    assert sum(compared.policy.fits.values()) == 12
+    assert set(compared.policy.fits) <= {"ensemble", "seasonal_naive"}
+    assert compared.policy.forecast_share > 0.5
+
+
+def test_predictive_never_answers_below_the_observed_in_flight(compared: Compared) -> None:
+    policy = compared.policy
+    assert len(policy.decisions) == DAY_S / 15 + 1  # the first scrape, then one per 15 s step
+    for decision in policy.decisions:
+        assert math.isfinite(decision.value) and decision.value >= decision.observed >= 0
+        assert decision.active == (decision.value > 0)
+    assert {d.reason for d in policy.decisions} == {"observed", "forecast"}
+
+
+def test_decisions_depend_only_on_the_past() -> None:
+    past, window = window_after(diurnal(HISTORY_DAYS + 0.25), START_S + HISTORY_DAYS * DAY_S)
+    change_s = START_S + HISTORY_DAYS * DAY_S + 3 * 3600.0
+    later = window.at_s >= change_s
+    changed = window._replace(values=np.where(later, window.values * 3.0, window.values))
+    whole = Trace(
+        "whole",
+        np.concatenate([past.at_s, window.at_s]),
+        np.concatenate([past.values, window.values]),
+        STEP_S,
+    )
+    first, _ = run_predictive(window, past, poisson=False)
+    second, _ = run_predictive(changed, past, poisson=False)
+    # Handed the whole trace as its past, the factory keeps only what precedes the window.
+    leaky, _ = run_predictive(window, whole, poisson=False)
+    assert leaky.decisions == first.decisions
+    before = [d for d in first.decisions if d.at_s <= change_s]
+    assert len(before) == 3 * 3600 / 15 + 1
+    assert [d for d in second.decisions if d.at_s <= change_s] == before
+    assert [d for d in second.decisions if d.at_s > change_s] != [
+        d for d in first.decisions if d.at_s > change_s
+    ]
+
+
+def test_past_rates_are_step_means_before_the_window() -> None:
+    trace = Trace("t", np.array([0.0, 60.0, 120.0]), np.array([1.0, 2.0, 4.0]), 60.0)
+    at_s, rates = past_rates(trace, before_s=120.0, span_s=3600.0, step_s=30.0)
+    assert at_s.tolist() == [30.0, 60.0, 90.0, 120.0]  # each sample ends its step
+    assert rates.tolist() == [1.0, 1.0, 2.0, 2.0]
+    at_s, _ = past_rates(trace, before_s=180.0, span_s=60.0, step_s=30.0)
+    assert at_s.tolist() == [150.0, 180.0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param(
+            {}, {"lead_time_s": 210.0, "threshold": 7.2, "service_time_s": 1.0}, id="the service's defaults"
+        ),
+        pytest.param(
+            {"lead_time_s": 600.0, "threshold": 6.0}, {"lead_time_s": 600.0, "threshold": 6.0}, id="set"
+        ),
+        pytest.param({"measure_service_time": True}, {"service_time_s": None}, id="measured service time"),
+    ],
+)
+def test_settings_become_a_predictive_rate_trigger(
+    changes: dict[str, object], expected: dict[str, object]
+) -> None:
+    scenario = Scenario(0.0, 5.0, np.zeros(10), CLUSTER, ScalingConfig())
+    config = dataclasses.replace(PredictiveSettings(), **changes).trigger(scenario)  # type: ignore[arg-type]
+    assert config.mode == "predictive" and config.rate_query is not None
+    for name, value in expected.items():
+        assert getattr(config, name) == value
+
+
+def test_the_trigger_is_validated_by_the_scalers_parser() -> None:
+    with pytest.raises(ConfigError, match="quantile"):
+        trigger_config(threshold=8.0, lead_time_s=180.0, quantile=1.5)
+    with pytest.raises(ConfigError, match="leadTime"):
+        trigger_config(threshold=8.0, lead_time_s=7200.0)
+
+
+def test_holt_winters_provisions_its_point_forecast_and_never_below_the_observed() -> None:
+    past, window = window_after(diurnal(HISTORY_DAYS + 0.5), START_S + HISTORY_DAYS * DAY_S)
+    scenario = prepare(window, CLUSTER, ScalingConfig(), seed=3)
+    policy = holt_winters(past, SETTINGS)(scenario)
+    assert isinstance(policy, HoltWintersPolicy)
+    outcome = run_policy(scenario, "holt_winters", policy)
+    assert policy.fits["holt_winters"] == 6 and outcome.gpu_hours > 0
+    assert policy.forecast_share > 0.3
+    assert all(d.value >= d.observed for d in policy.decisions)
+
+
+def test_without_a_past_predictive_answers_what_it_observes_until_it_has_a_day() -> None:
+    _, window = window_after(diurnal(HISTORY_DAYS + 0.2), START_S + HISTORY_DAYS * DAY_S)
+    policy, _ = run_predictive(window, None, settings=dataclasses.replace(SETTINGS, refit_interval_s=3600.0))
+    assert {d.reason for d in policy.decisions} == {"observed"}
+    assert sum(policy.fits.values()) == 5
+
+
+def test_the_frontier_keeps_reactives_best_at_each_cost() -> None:
+    sweep = [
+        SweepPoint(8.0, 10.0, 40),
+        SweepPoint(9.0, 12.0, 90),
+        SweepPoint(6.0, 14.0, 5),
+        SweepPoint(4.0, 20.0, 5),
+    ]
+    assert [p.target for p in frontier(sweep)] == [8.0, 6.0]
