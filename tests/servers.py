@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.errors import PrescalerError
+from scaler.refresher import Refresher
 from scaler.server.app import App, Ports
 from scaler.settings import Settings
 from scaler.sources import Sample, Series, Source
@@ -136,3 +137,22 @@ async def running_app(
     finally:
         await channel.close()
         await app.stop()
+
+
+async def walk(
+    refresher: Refresher, clock: FakeClock, start_s: float, steps: int, step_s: float = 300.0
+) -> list[tuple[float, float, float]]:
+    """Refresh a predictive target every `step_s` of fake time from `start_s`, waiting for each refit
+    (the fake clock runs faster than a fit); returns (time, observed, value) per step."""
+    clock.now_s = start_s
+    await refresher.refresh()
+    assert refresher.predictor is not None
+    await refresher.predictor.settled()
+    seen = []
+    for _ in range(steps):
+        await refresher.refresh()
+        await refresher.predictor.settled()
+        decision = refresher.current()
+        seen.append((clock.now_s, decision.observed, decision.value))
+        clock.advance(step_s)
+    return seen

@@ -21,7 +21,7 @@ from scaler.settings import Settings
 from scaler.sources.replay import ReplaySource
 from scaler.telemetry import Telemetry
 from scaler.trigger import parse_trigger
-from tests.servers import FakeClock
+from tests.servers import FakeClock, walk
 
 DAY = 86400.0
 # A Monday 00:00 UTC; the synthetic day ramps up from 06:00 to 12:00.
@@ -54,28 +54,11 @@ def make(trace_dir: Path, clock: FakeClock, **meta: str) -> tuple[Refresher, Col
     return refresher, registry
 
 
-async def _walk(
-    refresher: Refresher, clock: FakeClock, start: float, steps: int
-) -> list[tuple[float, float, float]]:
-    clock.now_s = start
-    await refresher.refresh()
-    assert refresher.predictor is not None
-    await refresher.predictor.settled()
-    seen = []
-    for _ in range(steps):
-        await refresher.refresh()
-        await refresher.predictor.settled()  # the fake clock runs faster than a fit
-        decision = refresher.current()
-        seen.append((clock.now_s, decision.observed, decision.value))
-        clock.advance(300)
-    return seen
-
-
 async def test_predictive_value_rises_ahead_of_the_morning_ramp_by_the_lead_time(trace_dir: Path) -> None:
     clock = FakeClock()
     refresher, registry = make(trace_dir, clock, mode="predictive", leadTime="1h", refitInterval="6h")
     day8 = EPOCH + 8 * DAY
-    seen = await _walk(refresher, clock, day8 + 3 * 3600, 60)
+    seen = await walk(refresher, clock, day8 + 3 * 3600, 60)
 
     def first_above(column: int, level: float) -> float:
         return next(t for t, *values in seen if values[column - 1] >= level)
@@ -96,7 +79,7 @@ async def test_predictive_value_rises_ahead_of_the_morning_ramp_by_the_lead_time
 async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accuracy(trace_dir: Path) -> None:
     clock = FakeClock()
     refresher, registry = make(trace_dir, clock, mode="shadow", leadTime="30m", refitInterval="6h")
-    seen = await _walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 24)
+    seen = await walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 24)
     assert all(value == observed for _, observed, value in seen)
     labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
     assert registry.get_sample_value("prescaler_target_value", {**labels, "kind": "forecast"}) is not None

@@ -20,7 +20,7 @@ from scaler.telemetry import Telemetry
 from scaler.traces import load_trace
 from scaler.trigger import parse_trigger
 from tests.prometheus_server import Backfill, backfilled_prometheus, shift_for
-from tests.servers import FakeClock
+from tests.servers import FakeClock, walk
 
 pytestmark = pytest.mark.prometheus
 
@@ -79,23 +79,6 @@ def _refresher(
     return refresher, registry
 
 
-async def _walk(
-    refresher: Refresher, clock: FakeClock, start_s: float, hours: float
-) -> list[tuple[float, float, float]]:
-    clock.now_s = start_s
-    await refresher.refresh()
-    assert refresher.predictor is not None
-    await refresher.predictor.settled()
-    seen = []
-    for _ in range(int(hours * 12)):
-        await refresher.refresh()
-        await refresher.predictor.settled()  # the fake clock runs faster than a fit
-        decision = refresher.current()
-        seen.append((clock.now_s, decision.observed, decision.value))
-        clock.advance(300)
-    return seen
-
-
 def _onset(times: np.ndarray, series: np.ndarray, observed: np.ndarray) -> float:
     """When `series` has risen, after its own low, by a quarter of the observed morning ramp."""
     low = int(np.argmin(series))
@@ -109,7 +92,7 @@ async def test_predictive_value_rises_ahead_of_the_morning_ramp(
     clock = FakeClock()
     refresher, registry = _refresher(taxi, client, clock, "predictive")
     # Day 9 of the trace (7 days of history before it), from 01:00 to 11:00 trace time.
-    seen = await _walk(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 10)
+    seen = await walk(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 120)
     times = np.array([t for t, _, _ in seen])
     observed = np.array([o for _, o, _ in seen])
     value = np.array([v for _, _, v in seen])
@@ -122,7 +105,7 @@ async def test_predictive_value_rises_ahead_of_the_morning_ramp(
 async def test_shadow_equals_reactive_and_exports_the_forecast(taxi: Taxi, client: httpx.AsyncClient) -> None:
     clock = FakeClock()
     refresher, registry = _refresher(taxi, client, clock, "shadow")
-    seen = await _walk(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 4)
+    seen = await walk(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 48)
     assert all(value == observed for _, observed, value in seen)
     labels = {"namespace": "serving", "name": "taxi", "metric": "prescaler"}
     bound = registry.get_sample_value("prescaler_target_value", {**labels, "kind": "bound"})
