@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--series", help="comma-separated names (default: all)")
-    parser.add_argument("--origins", type=int, default=24, help="rolling origins per series (default 24)")
+    parser.add_argument("--origins", type=int, default=72, help="rolling origins per series (default 72)")
     parser.add_argument("--quick", action="store_true", help="8 origins per series")
     parser.add_argument("--quantile", type=float, default=0.9)
     parser.add_argument("--horizon-s", type=float, default=7200.0)

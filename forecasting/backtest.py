@@ -2,8 +2,9 @@
 
 One `Forecaster` walks the origins forward in time, as in production: it selects models at the first
 origin and again once its selection is a day old, and refits with the kept selection in between.
-Every candidate of each fit is scored: `forecaster` (what would have answered, fallbacks included),
-`ensemble`, the simple model (`seasonal_naive` or `naive`) and each member.
+Every candidate of each fit is scored: `forecaster` (what would have answered, fallbacks included,
+its upper bound at the quantile adaptive conformal serves), `ensemble`, the simple model
+(`seasonal_naive` or `naive`) and each member (their upper bounds at the plain conformal quantile).
 
 Scores, over observed actuals only:
 
@@ -104,14 +105,16 @@ def backtest(
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> BacktestResult:
-    """Score forecasts from `origins` origins `stride_steps` apart (default a quarter season), the last
-    one `horizon_steps` before the end. `baselines` are models outside the ensemble, scored on the
+    """Score forecasts from `origins` origins `stride_steps` apart, the last one `horizon_steps` before
+    the end. The default stride is the horizon or a 24th of the season, whichever is longer: the scored
+    windows then follow one another without overlap, and every hour of a daily season is scored
+    equally often once there are 24 origins. `baselines` are models outside the ensemble, scored on the
     same origins (a benchmark's Prophet). `progress(done, total)` is called after each origin."""
     config = config or ForecastConfig()
     check_quantile(quantile)
     h, n = config.horizon_steps, len(series)
     season = config.season_steps(series.step_s)
-    stride = stride_steps or max(1, season // 4)
+    stride = stride_steps or max(1, h, season // 24)
     cuts = [o for o in n - h - stride * np.arange(origins)[::-1] if o > 0]
     forecaster = Forecaster(config)
     tallies: dict[str, _Tally] = {}
@@ -128,9 +131,13 @@ def backtest(
             fit_s[result.reselected].append(result.fit_s)
             scored += 1
             actual = series.values[origin : origin + h]
+            served = forecaster.served_quantile(quantile)
             named = {**result.candidates, "forecaster": result.answer}
             for name, candidate in named.items():
-                upper = upper_bound(candidate.mean, candidate.residuals, quantile)
+                # What answered is served as the scaler serves it (adaptive conformal included);
+                # the candidates keep the plain conformal quantile, for comparison.
+                asked = served if name == "forecaster" else quantile
+                upper = upper_bound(candidate.mean, candidate.residuals, asked)
                 _score(
                     tallies.setdefault(name, _Tally()),
                     candidate.mean,

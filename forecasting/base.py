@@ -66,12 +66,19 @@ class ForecastConfig:
     level_half_life_s: float = 600.0
     """The level correction halves over this much forecast lead time."""
 
+    adapt_rate: float = 0.005
+    """Adaptive conformal step: at each fit the quantile served moves by this much per actual that
+    the previous fit's upper bound missed, minus (1 - quantile) per actual scored (0: no adaptation;
+    see forecasting.forecaster)."""
+
     def __post_init__(self) -> None:
         problems = []
         if self.season_s <= 0:
             problems.append(f"season_s is {self.season_s}; it must be > 0")
         if self.horizon_steps < 1:
             problems.append(f"horizon_steps is {self.horizon_steps}; it must be >= 1")
+        if not 0 <= self.adapt_rate < 1:
+            problems.append(f"adapt_rate is {self.adapt_rate}; it must be in [0, 1)")
         unknown = sorted(set(self.members) - set(MEMBERS))
         if unknown:
             problems.append(f"members {unknown} are unknown; expected some of {list(MEMBERS)}")

@@ -10,6 +10,14 @@ The refresher calls, per target:
 
 What is kept after a fit is only what forecasting needs: the chosen forecast, its rolling-origin
 errors, the last coarse values and the selected specs (a few kB); not the statsforecast models.
+
+Adaptive conformal (Gibbs and Candes, 2021): the conformal margins are calibrated on the two days
+before each fit, and load drifts (a noisier week, a new client), so a fixed quantile of past errors
+covers more or less than asked on the days that follow. Each fit therefore first scores the previous
+fit's upper bound on the actuals observed since, and moves the quantile it serves by
+`ForecastConfig.adapt_rate` per miss minus `(1 - quantile)` per actual scored: more misses than
+asked raise it, fewer lower it, so the long-run coverage tends to the quantile asked whatever the
+drift. Asking for another quantile starts again from no shift.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from forecasting.finescale import CoarsePath, fine_forecast
 from forecasting.prepare import Series
 
 RECENT_STEPS = 4
+# The quantile served is kept within these bounds (beyond 0.999 the margin is the largest error).
+LOWEST_QUANTILE, HIGHEST_QUANTILE = 0.5, 0.999
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +60,21 @@ class Forecaster:
         self._selected_at_s = -math.inf
         self._fitted: _Fitted | None = None
         self._fine: Series | None = None
+        self._asked: float | None = None
+        self._shift = 0.0
 
     @property
     def model(self) -> str:
         """What answers forecasts now: `ensemble`, a fallback, or `none`."""
         return self._fitted.model if self._fitted else "none"
+
+    def served_quantile(self, quantile: float) -> float:
+        """The quantile of past errors served for an ask of `quantile`: `quantile` plus the shift
+        adaptive conformal has learned for it (asking another quantile resets the shift)."""
+        check_quantile(quantile)
+        if quantile != self._asked:
+            self._asked, self._shift = quantile, 0.0
+        return min(max(quantile + self._shift, LOWEST_QUANTILE), HIGHEST_QUANTILE)
 
     @property
     def specs(self) -> dict[str, str]:
@@ -72,6 +92,7 @@ class Forecaster:
 
         With `budget_s`, members not started by then are skipped (the simple model always runs).
         """
+        self._adapt(series)
         stale = series.end_s - self._selected_at_s >= self.config.reselect_after_s
         specs = None if stale or not self._specs else self._specs
         result = fit_ensemble(series, self.config, specs, budget_s=budget_s, clock=clock)
@@ -92,13 +113,30 @@ class Forecaster:
             )
         return result
 
+    def _adapt(self, series: Series) -> None:
+        """Score the previous fit's upper bound on the actuals `series` holds after it; move the shift."""
+        fitted, asked, rate = self._fitted, self._asked, self.config.adapt_rate
+        if fitted is None or fitted.model == "none" or asked is None or rate == 0:
+            return
+        if fitted.step_s != series.step_s:
+            return
+        first = round((fitted.end_s - series.start_s) / series.step_s)
+        count = min(fitted.mean.size, len(series) - first)
+        if first < 0 or count <= 0:
+            return
+        seen = series.observed[first : first + count]
+        upper = upper_bound(fitted.mean[:count], fitted.residuals, self.served_quantile(asked))
+        missed = (series.values[first : first + count] > upper)[seen]
+        shift = self._shift + rate * (float(missed.sum()) - (1 - asked) * missed.size)
+        self._shift = min(max(shift, LOWEST_QUANTILE - asked), HIGHEST_QUANTILE - asked)
+
     def update(self, fine_recent: Series) -> None:
         """Keep the fine-step recent series: later forecasts are at its step, starting after it."""
         self._fine = fine_recent if len(fine_recent) else None
 
     def forecast(self, horizon_steps: int, quantile: float = DEFAULT_QUANTILE) -> Forecast:
         """The mean and calibrated upper `quantile` for the next `horizon_steps` steps."""
-        check_quantile(quantile)
+        served = self.served_quantile(quantile)
         if horizon_steps < 1:
             raise ValueError(f"horizon_steps is {horizon_steps}; it must be >= 1")
         fitted, fine = self._fitted, self._fine
@@ -113,10 +151,11 @@ class Forecaster:
                     f"{fitted.step_s:g} s (ForecastConfig.horizon_steps)"
                 )
             mean = fitted.mean[:horizon_steps]
-            upper = upper_bound(mean, fitted.residuals, quantile)
-            return Forecast(mean, upper, quantile, fitted.model, fitted.reason, fitted.step_s, fitted.end_s)
+            upper = upper_bound(mean, fitted.residuals, served)
+            reason = f"{fitted.reason}{_served(quantile, served)}"
+            return Forecast(mean, upper, quantile, fitted.model, reason, fitted.step_s, fitted.end_s)
         path = CoarsePath(
-            fitted.step_s, fitted.end_s, fitted.recent, fitted.mean, margins(fitted.residuals, quantile)
+            fitted.step_s, fitted.end_s, fitted.recent, fitted.mean, margins(fitted.residuals, served)
         )
         result = fine_forecast(
             path,
@@ -129,7 +168,10 @@ class Forecaster:
         if result is None:
             reason = f"no model: the coarse forecast ends at {path.horizon_end_s:.0f}; refit"
             return self._none(reason, horizon_steps, quantile)
-        reason = f"{fitted.reason}; level {result.level:+.4g} from {result.points} fine points"
+        reason = (
+            f"{fitted.reason}{_served(quantile, served)}; "
+            f"level {result.level:+.4g} from {result.points} fine points"
+        )
         return Forecast(result.mean, result.upper, quantile, fitted.model, reason, fine.step_s, fine.end_s)
 
     def _none(self, reason: str, horizon_steps: int, quantile: float) -> Forecast:
@@ -144,3 +186,7 @@ class Forecaster:
             last, step_s, start_s = 0.0, 0.0, 0.0
         flat = np.full(horizon_steps, float(last))
         return Forecast(flat, flat.copy(), quantile, "none", reason, step_s, start_s)
+
+
+def _served(asked: float, served: float) -> str:
+    return "" if served == asked else f"; errors' quantile {served:.3g} served for {asked:g} (adaptive)"
