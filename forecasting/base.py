@@ -66,6 +66,10 @@ class ForecastConfig:
     level_half_life_s: float = 600.0
     """The level correction halves over this much forecast lead time."""
 
+    level_trend: bool = True
+    """Fit the level correction as a line over `level_window_s` and carry its slope forward (at most
+    `level_window_s` ahead); False: the window's mean gap, flat."""
+
     adapt_rate: float = 0.005
     """Adaptive conformal step: at each fit the quantile served moves by this much per actual that
     the previous fit's upper bound missed, minus (1 - quantile) per actual scored (0: no adaptation;

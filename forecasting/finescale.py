@@ -5,10 +5,13 @@ shape is learned at a coarse step (5 min) and the fine series only corrects the 
 
 1. The coarse path is a curve over time through the centres of the last observed coarse bins and of
    the forecast bins (linear in between).
-2. The level correction is the mean gap between the fine observations of the last `level_window_s`
-   and that curve. Before the coarse fit's end the curve is the observed coarse means, so the gap is
+2. The level correction is the gap between the fine observations of the last `level_window_s` and
+   that curve. Before the coarse fit's end the curve is the observed coarse means, so the gap is
    about 0: the coarse model has already seen that load. After it, the gap is the coarse forecast's
-   error so far, which a load shift shows within a few fine samples.
+   error so far, which a load shift shows within a few fine samples. With `trend`, a line is fitted
+   through those gaps: its value at the last sample is the level now (the window's mean lags a ramp
+   by half the window), and its slope carries the ramp on for at most one window ahead (a rise that
+   has lasted five minutes says little about the next hour).
 3. The fine forecast is the curve plus the correction, decayed with half-life `level_half_life_s`
    (a shift seen now says less about load far ahead; the coarse model catches up at its next refit).
 4. The upper bound adds, in quadrature, the coarse conformal margin at that lead time and the fine
@@ -24,6 +27,9 @@ import numpy as np
 
 from forecasting.base import FloatArray
 from forecasting.prepare import Series
+
+# Fewest recent fine points a slope is fitted through.
+MIN_TREND_POINTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,7 @@ class FineForecast:
     mean: FloatArray
     upper: FloatArray
     level: float
-    """The level correction at lead 0, in load units."""
+    """The level correction at lead 0 (the end of the fine series), in load units."""
     points: int
     """Fine observations that set it."""
 
@@ -71,6 +77,7 @@ def fine_forecast(
     *,
     level_window_s: float,
     level_half_life_s: float,
+    trend: bool = False,
 ) -> FineForecast | None:
     """The forecast for `horizon_steps` fine steps after `fine`; None if the coarse path ends before."""
     lead_s = np.asarray(fine.step_s * (np.arange(horizon_steps) + 0.5), dtype=np.float64)
@@ -81,8 +88,12 @@ def fine_forecast(
     gap = fine.values - path.at(centres)
     recent = fine.observed & (centres >= fine.end_s - level_window_s)
     level = float(gap[recent].mean()) if recent.any() else 0.0
-    mean = np.maximum(path.at(times) + level * 0.5 ** (lead_s / level_half_life_s), 0.0)
+    now, slope = level, 0.0
+    if trend and int(recent.sum()) >= MIN_TREND_POINTS:
+        slope, now = (float(c) for c in np.polyfit(centres[recent] - fine.end_s, gap[recent], 1))
+    ahead = now + slope * np.minimum(lead_s, level_window_s)
+    mean = np.maximum(path.at(times) + ahead * 0.5 ** (lead_s / level_half_life_s), 0.0)
     spread = gap[fine.observed] - level
     noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
     margin = np.hypot(np.maximum(path.margin_at(times), 0.0), noise)
-    return FineForecast(mean, mean + margin, level, int(recent.sum()))
+    return FineForecast(mean, mean + margin, now, int(recent.sum()))

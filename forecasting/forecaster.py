@@ -164,6 +164,7 @@ class Forecaster:
             quantile,
             level_window_s=self.config.level_window_s,
             level_half_life_s=self.config.level_half_life_s,
+            trend=self.config.level_trend,
         )
         if result is None:
             reason = f"no model: the coarse forecast ends at {path.horizon_end_s:.0f}; refit"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -150,3 +151,29 @@ def test_empty_history_gives_none_with_zero_load() -> None:
     forecast = forecaster.forecast(2)
     assert (forecast.model, forecast.step_s) == ("none", COARSE)
     np.testing.assert_allclose(forecast.upper, 0.0)
+
+
+def test_a_trend_carries_a_ramp_on_for_one_window_then_decays() -> None:
+    path = CoarsePath(COARSE, 7200.0, np.array([10.0]), np.full(3, 10.0), np.zeros(3))
+    ramp = 10.0 + np.arange(10, dtype=np.float64)  # +1 per fine step over the last 10 minutes
+    fine = Series(7200.0, FINE, ramp, np.ones(10, dtype=np.bool_))
+    flat = fine_forecast(path, fine, 30, 0.9, level_window_s=600, level_half_life_s=math.inf)
+    trended = fine_forecast(path, fine, 30, 0.9, level_window_s=600, level_half_life_s=math.inf, trend=True)
+    assert flat is not None and trended is not None
+    assert flat.level == pytest.approx(4.5)  # the window's mean gap: half a window behind
+    np.testing.assert_allclose(flat.mean, 14.5)
+    assert trended.level == pytest.approx(9.5)  # the line at the end of the last fine step
+    np.testing.assert_allclose(trended.mean[:10], 20.0 + np.arange(10))  # +1 per step ahead
+    np.testing.assert_allclose(trended.mean[10:], 29.5)  # the slope stops after one window
+
+
+def test_a_trend_needs_a_few_points_and_decays_with_the_level() -> None:
+    path = CoarsePath(COARSE, 7200.0, np.array([10.0]), np.full(3, 10.0), np.zeros(3))
+    two = Series(7200.0, FINE, np.array([10.0, 14.0]), np.ones(2, dtype=np.bool_))
+    result = fine_forecast(path, two, 5, 0.9, level_window_s=600, level_half_life_s=math.inf, trend=True)
+    assert result is not None
+    np.testing.assert_allclose(result.mean, 12.0)  # the mean gap, no slope from two points
+    ramp = Series(7200.0, FINE, 10.0 + np.arange(10, dtype=np.float64), np.ones(10, dtype=np.bool_))
+    decayed = fine_forecast(path, ramp, 120, 0.9, level_window_s=600, level_half_life_s=600, trend=True)
+    assert decayed is not None
+    assert decayed.mean[-1] - 10.0 < 1.0  # two hours later, the correction is almost gone
