@@ -66,6 +66,12 @@ class ForecastConfig:
     level_half_life_s: float = 600.0
     """The level correction halves over this much forecast lead time."""
 
+    reanchor_margins: bool = True
+    """Once fine samples re-anchor the level, size the margin by the lead time from now rather than by
+    the time since the coarse fit's end: an hour after a fit the level correction is as fresh as just
+    after it, and the coarse margin of an hour-ahead forecast would provision for an error it has
+    already removed. False: by the time since the fit."""
+
     level_trend: bool = True
     """Fit the level correction as a line over `level_window_s` and carry its slope forward (at most
     `level_window_s` ahead); False: the window's mean gap, flat."""

@@ -14,9 +14,12 @@ shape is learned at a coarse step (5 min) and the fine series only corrects the 
    has lasted five minutes says little about the next hour).
 3. The fine forecast is the curve plus the correction, decayed with half-life `level_half_life_s`
    (a shift seen now says less about load far ahead; the coarse model catches up at its next refit).
-4. The upper bound adds, in quadrature, the coarse conformal margin at that lead time and the fine
-   samples' spread around the corrected curve at the same quantile: the first is the error of the
-   coarse bin mean, the second the fine sample's deviation from its bin mean, about independent.
+4. The upper bound adds, in quadrature, the coarse conformal margin and the fine samples' spread
+   around the corrected curve at the same quantile: the first is the error of the coarse bin mean,
+   the second the fine sample's deviation from its bin mean, about independent. The coarse margin is
+   that of a forecast as far ahead as the bin is from the last anchor: the coarse fit's end, or, with
+   `reanchor` and fine samples in the level window, now (the level correction has re-anchored the
+   forecast there, whatever the time since the fit).
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ class CoarsePath:
         centres = first + self.step_s * (np.arange(values.size) + 0.5)
         return np.asarray(np.interp(times_s, centres, values), dtype=np.float64)
 
-    def margin_at(self, times_s: FloatArray) -> FloatArray:
-        centres = self.end_s + self.step_s * (np.arange(self.mean.size) + 0.5)
-        return np.asarray(np.interp(times_s, centres, self.margin), dtype=np.float64)
+    def margin_after(self, elapsed_s: FloatArray) -> FloatArray:
+        """The margin of a forecast `elapsed_s` after its origin (flat beyond the ends)."""
+        centres = self.step_s * (np.arange(self.mean.size) + 0.5)
+        return np.asarray(np.interp(elapsed_s, centres, self.margin), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ def fine_forecast(
     level_window_s: float,
     level_half_life_s: float,
     trend: bool = False,
+    reanchor: bool = False,
 ) -> FineForecast | None:
     """The forecast for `horizon_steps` fine steps after `fine`; None if the coarse path ends before."""
     lead_s = np.asarray(fine.step_s * (np.arange(horizon_steps) + 0.5), dtype=np.float64)
@@ -95,5 +100,9 @@ def fine_forecast(
     mean = np.maximum(path.at(times) + ahead * 0.5 ** (lead_s / level_half_life_s), 0.0)
     spread = gap[fine.observed] - level
     noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
-    margin = np.hypot(np.maximum(path.margin_at(times), 0.0), noise)
+    # The error of a forecast grows with the time since what anchors it: the coarse fit's end, or,
+    # once fine samples re-anchor the level, now.
+    anchored = reanchor and bool(recent.any())
+    elapsed = np.minimum(times - path.end_s, lead_s) if anchored else times - path.end_s
+    margin = np.hypot(np.maximum(path.margin_after(elapsed), 0.0), noise)
     return FineForecast(mean, mean + margin, now, int(recent.sum()))

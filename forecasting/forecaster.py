@@ -165,6 +165,7 @@ class Forecaster:
             level_window_s=self.config.level_window_s,
             level_half_life_s=self.config.level_half_life_s,
             trend=self.config.level_trend,
+            reanchor=self.config.reanchor_margins,
         )
         if result is None:
             reason = f"no model: the coarse forecast ends at {path.horizon_end_s:.0f}; refit"

@@ -177,3 +177,20 @@ def test_a_trend_needs_a_few_points_and_decays_with_the_level() -> None:
     decayed = fine_forecast(path, ramp, 120, 0.9, level_window_s=600, level_half_life_s=600, trend=True)
     assert decayed is not None
     assert decayed.mean[-1] - 10.0 < 1.0  # two hours later, the correction is almost gone
+
+
+def test_reanchored_margins_grow_with_the_lead_from_now_not_from_the_fit() -> None:
+    # Margins of 1, 2, ... 6 for forecasts 1..6 coarse steps after their origin.
+    path = CoarsePath(COARSE, 7200.0, np.array([10.0]), np.full(6, 10.0), np.arange(1.0, 7.0))
+    later = 7200.0 + 3 * COARSE  # three hours after the fit, fine samples at the path's level
+    fine = Series(later - 600, FINE, np.full(10, 10.0), np.ones(10, dtype=np.bool_))
+    since_fit = fine_forecast(path, fine, 1, 0.9, level_window_s=600, level_half_life_s=600)
+    from_now = fine_forecast(path, fine, 1, 0.9, level_window_s=600, level_half_life_s=600, reanchor=True)
+    assert since_fit is not None and from_now is not None
+    # 3 h 30 s after the fit: between the margins 3 h and 4 h ahead (bin centres at 2.5 h and 3.5 h).
+    np.testing.assert_allclose(since_fit.upper - since_fit.mean, 3.0 + 30 / 3600 + 0.5)
+    np.testing.assert_allclose(from_now.upper - from_now.mean, 1.0)  # 30 s ahead: the first margin
+    stale = Series(later - 600, FINE, np.full(10, 10.0), np.zeros(10, dtype=np.bool_))
+    unanchored = fine_forecast(path, stale, 1, 0.9, level_window_s=600, level_half_life_s=600, reanchor=True)
+    assert unanchored is not None
+    np.testing.assert_allclose(unanchored.upper - unanchored.mean, since_fit.upper - since_fit.mean)
