@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecasting.base import FloatArray
+from forecasting.base import BoolArray, FloatArray
 from forecasting.prepare import Series
 
 # Fewest recent fine points a slope is fitted through.
@@ -98,7 +98,7 @@ def fine_forecast(
         slope, now = (float(c) for c in np.polyfit(centres[recent] - fine.end_s, gap[recent], 1))
     ahead = now + slope * np.minimum(lead_s, level_window_s)
     mean = np.maximum(path.at(times) + ahead * 0.5 ** (lead_s / level_half_life_s), 0.0)
-    spread = gap[fine.observed] - level
+    spread = _around_local_level(gap, fine.observed, max(1, round(level_window_s / fine.step_s)))
     noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
     # The error of a forecast grows with the time since what anchors it: the coarse fit's end, or,
     # once fine samples re-anchor the level, now.
@@ -106,3 +106,13 @@ def fine_forecast(
     elapsed = np.minimum(times - path.end_s, lead_s) if anchored else times - path.end_s
     margin = np.hypot(np.maximum(path.margin_after(elapsed), 0.0), noise)
     return FineForecast(mean, mean + margin, now, int(recent.sum()))
+
+
+def _around_local_level(gap: FloatArray, observed: BoolArray, window: int) -> FloatArray:
+    """The observed gaps minus the mean of the observed gaps in a centred window of `window` steps:
+    the fine samples' own noise, without the level's drift over the fine series."""
+    kernel = np.ones(min(window, gap.size))
+    sums = np.convolve(np.where(observed, gap, 0.0), kernel, mode="same")
+    counts = np.convolve(observed.astype(np.float64), kernel, mode="same")
+    local = sums / np.maximum(counts, 1.0)
+    return np.asarray((gap - local)[observed], dtype=np.float64)

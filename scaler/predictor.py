@@ -28,7 +28,14 @@ from scaler.accuracy import RollingAccuracy
 from scaler.errors import PrescalerError
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
-from scaler.leadtime import RETRY_S, coarse_step_s, forecast_config, history_bound, service_time_s
+from scaler.leadtime import (
+    RETRY_S,
+    coarse_step_s,
+    forecast_config,
+    history_bound,
+    in_flight_bound,
+    service_time_s,
+)
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
@@ -140,7 +147,8 @@ class Predictor:
         self.accuracy.forecast(
             now_s, now_s + config.lead_time_s, lead.mean, lead.upper, self.demand_history.latest()
         )
-        return Bound(lead.upper * scale, lead.mean * scale, f"{lead.model}{why}")
+        upper = lead.upper * scale if self.config.rate_query is None else in_flight_bound(lead, scale)
+        return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:
         """Factor from the forecast series' units to the trigger's: 1, or Little's law W."""

@@ -14,7 +14,7 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
-from scaler.leadtime import forecast_config
+from scaler.leadtime import LeadBound, forecast_config, in_flight_bound
 from scaler.predictor import measured_service_time_s
 from scaler.refresher import Refresher, TargetKey
 from scaler.settings import Settings
@@ -117,6 +117,19 @@ def test_forecast_config_covers_refit_interval_plus_lead_time() -> None:
         parse_trigger({"source": "replay", "trace": "x", "threshold": "1", "seasonality": "none"})
     )
     assert (flat.season_s, flat.weekly) == (300.0, False)
+
+
+def test_in_flight_bound_adds_the_poisson_spread_of_requests_in_service() -> None:
+    flat = np.array([10.0, 10.0])
+    exact = LeadBound(10.0, 10.0, "m", "", flat, flat, 0.9)  # a rate forecast with no error
+    # 10 req/s x 2 s = 20 in flight on average; Poisson(20) at 0.9: 20 + 1.2816 x sqrt(20).
+    assert in_flight_bound(exact, 2.0) == pytest.approx(20 + 1.2815516 * math.sqrt(20))
+    wide = exact._replace(uppers=np.array([13.0, 12.0]), upper=13.0)
+    # The rate's margin (3 x 2 = 6) and the Poisson spread add in quadrature, at the widest step.
+    assert in_flight_bound(wide, 2.0) == pytest.approx(20 + math.hypot(6.0, 1.2815516 * math.sqrt(20)))
+    busy = LeadBound(1000.0, 1000.0, "m", "", np.full(2, 1000.0), np.full(2, 1000.0), 0.9)
+    assert in_flight_bound(busy, 2.0) / 2000.0 < 1.03  # square-root staffing: relatively small
+    assert in_flight_bound(LeadBound(None, math.nan, "none", "no model"), 2.0) is None
 
 
 def test_littles_law_service_time_from_unqueued_times() -> None:

@@ -88,7 +88,7 @@ def test_predictive_beats_reactive_at_the_same_gpu_hours_on_a_diurnal_trace(comp
     predicted = outcomes["predictive"]
     assert at_equal is not None
     # Reactive at predictive's cost lags the morning ramp by its start-up delay.
-    assert at_equal.slo_violation_minutes >= 10
+    assert at_equal.slo_violation_minutes >= 5
     assert predicted.slo_violation_minutes <= at_equal.slo_violation_minutes / 5
     assert predicted.gpu_hours <= 1.25 * outcomes["oracle"].gpu_hours
     # Reactive needs far more GPU-hours to do as well.

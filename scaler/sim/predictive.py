@@ -29,7 +29,14 @@ from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.history import History
-from scaler.leadtime import RETRY_S, coarse_step_s, forecast_config, history_bound, service_time_s
+from scaler.leadtime import (
+    RETRY_S,
+    coarse_step_s,
+    forecast_config,
+    history_bound,
+    in_flight_bound,
+    service_time_s,
+)
 from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
 from scaler.sim.interface import PolicyFactory, Scenario, Signals
@@ -173,7 +180,7 @@ class Predictive:
         if lead.upper is None:
             return None
         scale = config.service_time_s if config.service_time_s is not None else self._measured_w()
-        return None if scale is None else lead.upper * scale
+        return None if scale is None else in_flight_bound(lead, scale)
 
     def _measured_w(self) -> float | None:
         """Little's law W from the in-flight and rate samples, aligned on the newest step."""
