@@ -8,7 +8,8 @@ fitted path plus a level correction: microseconds, so it runs inline; fitting ru
 
 What is forecast is demand, not a symptom the scaler suppresses: with `rateQuery` the arrival rate
 is forecast and converted to the trigger's units by Little's law (in flight = rate x time in
-service), since a waiting queue drains once capacity arrives early and would erode its own history.
+service), since a waiting queue drains once capacity arrives early and would erode its own history;
+the bound then includes the Poisson spread of requests in service (`scaler.leadtime.in_flight_bound`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Only the clock and the data path differ from the live refresher:
   returns at start-up) followed by what the simulation itself produced. Nothing after now is seen.
 - The arrival rate is forecast, as a trigger with `rateQuery` does, and converted to in-flight units
   by Little's law (in flight = rate x time in service) with `serviceTime`, or with the time in
-  service measured from the two signals (`scaler.leadtime.service_time_s`).
+  service measured from the two signals (`scaler.leadtime.service_time_s`), plus the Poisson spread
+  of requests in service (`scaler.leadtime.in_flight_bound`), as the live predictor does.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class Predictive:
         self._next_fit_s = now_s + config.refit_interval_s
 
     def _bound(self, now_s: float) -> float | None:
-        """Upper bound of in-flight over [now, now + leadTime]: W x the arrival rate's upper bound."""
+        """Upper bound of in-flight over [now, now + leadTime], from the arrival rate's forecast and W
+        (`scaler.leadtime.in_flight_bound`)."""
         if not self._fitted:
             return None
         config = self.config
