@@ -158,13 +158,19 @@ def ratio(numerator: float, denominator: float) -> str:
 
 
 READING = (
-    "Reading: a seasonal forecast knows the daily shape, not a burst. When demand rises faster than "
-    "the forecast's margin, predictive, like reactive, catches up only through the observed in-flight "
-    "count once a queue has built, and the HPA then scales to the queue: an overshoot that costs "
-    "GPU-hours. Reactive at the same GPU-hours spends them as constant proportional headroom, which "
-    "absorbs bursts better than a margin calibrated on typical forecast errors. On the smooth daily "
-    "cycle (nyc_taxi) every policy stays near the oracle at short start-ups, and predictive pulls "
-    "ahead as the start-up grows."
+    "Reading: on the diurnal traces at 60 and 180 s start-up, predictive's bound covers the daily ramps "
+    "and most of the noise around them at 1.15-1.28x the oracle's GPU-hours, and reactive at the same "
+    "GPU-hours breaks the SLO many times as often (at 180 s: 15x on NASA, 13x on ServeGen; on nyc_taxi "
+    "neither breaks it at that cost). What SLO minutes predictive has follow bursts, demand up by half "
+    "within minutes: no forecast of the daily shape sees them, and the level's trend catches one only as "
+    "it begins. The longer the start-up, the further ahead the bound must reach: at 600 s a burst "
+    "shorter than the start-up is over before any replica asked for it is ready, and predictive and "
+    "reactive are close on NASA and ServeGen. NASA costs 1.28x the oracle at 180 s: its forecast errors "
+    "at night are about as large in requests/s as at the peak, so the calibrated margin is a large share "
+    "of the small night load, while the oracle, knowing each burst, pays nothing for uncertainty. On the "
+    "spiky traces and NASA at one-minute resolution both policies are far from the oracle (the spikes "
+    "are the load); predictive is ahead at 60 s (ELB 13.7x, tweets 1.9x) and level or behind from 180 s "
+    "on the tweets, whose viral spikes are larger than any margin calibrated on ordinary days."
 )
 KINDS = {
     "diurnal": "a daily cycle; the acceptance applies at 180 s start-up",
@@ -259,10 +265,18 @@ def markdown(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ]
         for run in losses:
             b, trace = run["bursts"], run["trace"]
-            share = b["after_burst"] / b["slo_minutes"] if b["slo_minutes"] else 0.0
+            where = f"- {trace['name']}, {trace['startup_s']:g} s: "
+            if not b["slo_minutes"]:
+                cost = run["policies"]["predictive"]["gpu_hours"] / run["policies"]["oracle"]["gpu_hours"]
+                lines.append(
+                    where + f"no SLO minute for predictive (at {cost:.2f}x the oracle's GPU-hours), and "
+                    "none for reactive at that cost either: a draw, not a win."
+                )
+                continue
+            share = b["after_burst"] / b["slo_minutes"]
             lines.append(
-                f"- {trace['name']}, {trace['startup_s']:g} s: {b['after_burst']} of {b['slo_minutes']} SLO "
-                f"minutes ({share:.0%}) follow a burst; {b['minutes_after_burst_share']:.0%} of all minutes do."
+                where + f"{b['after_burst']} of {b['slo_minutes']} SLO minutes ({share:.0%}) follow a burst; "
+                f"{b['minutes_after_burst_share']:.0%} of all minutes do."
             )
     lines += ["", READING]
     plots = sorted(PLOTS.glob("autoscaling_*.png"))
@@ -287,7 +301,9 @@ def verdict(name: str, pred: dict[str, Any], at_equal: dict[str, Any], oracle_h:
     minutes, reactive_minutes = pred["slo_violation_minutes"], at_equal["slo_violation_minutes"]
     slo_ok = reactive_minutes >= 5 * minutes
     cost = pred["gpu_hours"] / oracle_h
-    trivially = " (trivially: predictive has none)" if slo_ok and minutes == 0 else ""
+    trivially = ""
+    if minutes == 0:
+        trivially = " (trivially: neither has any)" if reactive_minutes == 0 else " (predictive has none)"
     return (
         f"- {name}: SLO {'holds' if slo_ok else 'FAILS'}{trivially}: reactive {reactive_minutes:.1f} vs "
         f"predictive {minutes} minutes ({ratio(reactive_minutes, minutes)}); cost "
@@ -306,7 +322,9 @@ def _git(*args: str) -> str:
 def _commit() -> str:
     """The commit the run came from, and whether the working tree differed from it."""
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + (" (plus uncommitted changes)" if _git("status", "--porcelain") else "")
+    outputs = [f":!{path.relative_to(ROOT)}" for path in (README, RESULTS, PLOTS)]
+    changed = _git("status", "--porcelain", "--", ".", *outputs)
+    return commit + (" (plus uncommitted changes)" if changed else "")
 
 
 def _cpus() -> int:
