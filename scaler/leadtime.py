@@ -46,6 +46,7 @@ class LeadBound(NamedTuple):
     uppers: FloatArray = np.zeros(0)
     """The upper quantile at each step of the lead time."""
     quantile: float = math.nan
+    """The quantile asked for."""
 
 
 def lead_bound(
