@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._data import DATA, Spec, load, select
+from benchmarks._provenance import emit
 from forecasting import BacktestResult, ForecastConfig, Series, backtest
 from forecasting.backtest import Baseline
 from forecasting.base import FloatArray
@@ -161,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             spec, n, result, seconds = rows[-1]
             print(f"{spec.name}: {n} points, {result.origins} origins, {seconds:.0f} s", file=sys.stderr)
     text = tables(rows, args.quantile)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._data import DATA, SERIES, load
+from benchmarks._provenance import emit
 from forecasting import Forecaster, Series
 
 WEEK_STEPS = 7 * 288
@@ -111,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- models answering: {', '.join(f'{m} {models.count(m)}' for m in sorted(set(models)))}",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
     return 0
 
 

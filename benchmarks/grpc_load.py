@@ -18,7 +18,6 @@ import itertools
 import multiprocessing
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 import grpc
 import numpy as np
 from _grpc_echo import EchoServer, fixed_response
+from _provenance import commit, emit
 from google import protobuf
 
 from scaler._generated import externalscaler_pb2 as pb
@@ -38,7 +38,6 @@ from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.server.app import App
 from scaler.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
 METRIC_NAME = "prescaler"
 # A trigger as KEDA forwards it: its `metadata:` map plus KEDA's own scalerAddress. Reactive mode,
@@ -284,11 +283,6 @@ async def run_cases(options: Options) -> list[Row]:
 # --- the report -----------------------------------------------------------------------------------
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
 def load_average() -> str:
     """1, 5 and 15 minute load averages: other work on a shared machine shows here."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -301,10 +295,9 @@ def machine() -> list[str]:
         model = next(
             (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model
         )
-    dirty = " (plus uncommitted changes)" if _git("status", "--porcelain") else ""
     return [
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"commit: {_git('rev-parse', '--short', 'HEAD')}{dirty}",
+        f"commit: {commit()}",
         f"machine: {len(os.sched_getaffinity(0))} usable of {os.cpu_count()} CPUs ({model}); "
         f"load average before the run {load_average()}",
         f"software: {platform.system()} {platform.release()}, Python {platform.python_version()}, "
@@ -392,10 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     about = machine()
     rows = asyncio.run(run_cases(options))
     about.append(f"load average after the run {load_average()}")
-    report = render(rows, options, about)
-    print(report, end="")
-    if out is not None:
-        out.write_text(report)
+    emit(render(rows, options, about), out)
     return 0
 
 

@@ -22,7 +22,6 @@ import math
 import multiprocessing
 import os
 import platform
-import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -33,6 +32,7 @@ import grpc
 import numpy as np
 
 from benchmarks._data import DATA
+from benchmarks._provenance import commit, emit
 from benchmarks.forecast_speed import targets
 from forecasting import Forecaster, Series
 from scaler._generated import externalscaler_pb2 as pb
@@ -216,9 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     idle, busy, fitted, footprint = asyncio.run(
         latency_under_refits(series, args.targets, args.rate, seconds)
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     ratio = busy.p99_ms / idle.p99_ms
     refit_rows = [
         f"| targets (7 days at 5 min each), through ForecastPool with 2 worker processes | {count} |",
@@ -229,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| models answering | {', '.join(f'{m} {models.count(m)}' for m in sorted(set(models)))} |",
     ]
     lines = [
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit()}",
         f"- machine: {os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}; "
         f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}",
         "",
@@ -246,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{footprint.first_forecast_s:.1f} s |",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
     return 0
 
 
