@@ -161,7 +161,8 @@ class Predictor:
         measured = measured_service_time_s(observed_history, self.demand_history)
         if measured is None:
             return None, "no forecast: time in service not measured yet (set `serviceTime`)"
-        return measured, f" x measured time in service {measured:.3g}s"
+        # No number here: the reason is logged when it changes, and a measured W moves every step.
+        return measured, " x measured time in service"
 
     async def aclose(self) -> None:
         if self._fitting is not None:
