@@ -115,6 +115,13 @@ def service_time_s(in_flight: FloatArray, rate: FloatArray) -> float | None:
     return float(np.percentile(in_flight[usable] / rate[usable], SERVICE_TIME_PERCENTILE))
 
 
+def measured_service_time_s(in_flight: History, rate: History) -> float | None:
+    """`service_time_s` from the two histories, aligned on their newest step."""
+    _, load = in_flight.window()
+    _, arrivals = rate.window(load.size)
+    return service_time_s(load, arrivals)
+
+
 def forecast_config(config: TriggerConfig) -> ForecastConfig:
     """The forecasting settings a trigger implies."""
     coarse = coarse_step_s(config)

@@ -35,7 +35,7 @@ from scaler.leadtime import (
     forecast_config,
     history_bound,
     in_flight_bound,
-    service_time_s,
+    measured_service_time_s,
 )
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
@@ -169,10 +169,3 @@ class Predictor:
             self._fitting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fitting
-
-
-def measured_service_time_s(in_flight: History, rate: History) -> float | None:
-    """Little's law W from the two histories, aligned on their newest step."""
-    _, load = in_flight.window()
-    _, arrivals = rate.window(load.size)
-    return service_time_s(load, arrivals)

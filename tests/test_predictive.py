@@ -14,8 +14,7 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
-from scaler.leadtime import LeadBound, forecast_config, in_flight_bound
-from scaler.predictor import measured_service_time_s
+from scaler.leadtime import LeadBound, forecast_config, in_flight_bound, measured_service_time_s
 from scaler.refresher import Refresher, TargetKey
 from scaler.settings import Settings
 from scaler.sources.replay import ReplaySource

@@ -36,7 +36,7 @@ from scaler.leadtime import (
     forecast_config,
     history_bound,
     in_flight_bound,
-    service_time_s,
+    measured_service_time_s,
 )
 from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
@@ -181,14 +181,10 @@ class Predictive:
         lead = history_bound(self._forecaster, self._rates, config)
         if lead.upper is None:
             return None
-        scale = config.service_time_s if config.service_time_s is not None else self._measured_w()
+        scale = config.service_time_s
+        if scale is None:
+            scale = measured_service_time_s(self._in_flight, self._rates)
         return None if scale is None else in_flight_bound(lead, scale)
-
-    def _measured_w(self) -> float | None:
-        """Little's law W from the in-flight and rate samples, aligned on the newest step."""
-        _, load = self._in_flight.window()
-        _, arrivals = self._rates.window(load.size)
-        return service_time_s(load, arrivals)
 
     @property
     def forecast_share(self) -> float:
