@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from forecasting.base import DAY_S
 from scaler.sim import ClusterConfig
-from scaler.sim.compare import DAY_S, demand_at_step
+from scaler.sim.compare import demand_at_step
 from scaler.sim.predictive import PredictiveSettings
 from scaler.traces import Trace, load_trace
 

@@ -50,8 +50,9 @@ from benchmarks._autoscaling_setup import (
     load,
 )
 from benchmarks._provenance import commit
+from forecasting.base import DAY_S
 from scaler.sim import MinuteSeries
-from scaler.sim.compare import DAY_S, Setup, compare, rescaled, split, to_json
+from scaler.sim.compare import Setup, compare, rescaled, split, to_json
 from scaler.sim.plot import comparison_figure
 from scaler.traces import Trace
 

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from forecasting import BacktestResult, ForecastConfig, Forecaster, Series, backtest, prepare
+from forecasting.base import DAY_S
 from scaler.traces import TraceError, load_trace
 from scaler.units import parse_duration_s
-
-DAY_S = 86400.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -23,6 +23,9 @@ COARSE_STEP_S = 300.0
 """Step the seasonal model is fitted at (a trigger's `step` when that is coarser)."""
 RETRY_S = 300.0
 """Wait before retrying a failed refit."""
+SAMPLES_SPAN_S = DAY_S
+"""Samples kept per target at its step (the time in service is measured over them); the forecaster
+asks the source for more history when it needs it, with a range query."""
 # Fine samples handed to the forecaster for its level correction.
 FINE_WINDOW_S = 1800.0
 # Lowest share of in-flight / rate ratios taken as the unqueued time in service (Little's law W).

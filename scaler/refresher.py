@@ -19,6 +19,7 @@ from typing import NamedTuple
 from scaler.errors import PrescalerError, QueryShapeError, SourceError, StaleValue, WarmingUp
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
+from scaler.leadtime import SAMPLES_SPAN_S
 from scaler.policy import Decision, decide
 from scaler.predictor import Bound, Predictor
 from scaler.sources.base import Source
@@ -27,10 +28,6 @@ from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
 
 logger = logging.getLogger(__name__)
-
-# History kept per target: one day at the trigger's step (the forecaster asks for more when it
-# needs it, via the source's range query).
-HISTORY_SPAN_S = 86400.0
 
 
 class TargetKey(NamedTuple):
@@ -70,7 +67,7 @@ class Refresher:
         self.config = config
         self.source = source
         self.rate_source = rate_source
-        capacity = max(2, math.ceil(HISTORY_SPAN_S / config.step_s))
+        capacity = max(2, math.ceil(SAMPLES_SPAN_S / config.step_s))
         self.history = History(config.step_s, capacity)
         self.rate_history = History(config.step_s, capacity) if rate_source is not None else None
         self.max_age_s = max_age_s

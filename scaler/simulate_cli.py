@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
+from forecasting.base import DAY_S
 from scaler.errors import ConfigError, QueryShapeError, SourceError
 from scaler.sim import ClusterConfig, ScalingConfig
 from scaler.sim.compare import (
-    DAY_S,
     POLICIES,
     SWEEP_FROM,
     SWEEP_POINTS,

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from forecasting.base import DAY_S
 from scaler.sim.autoscaler import ScalingConfig
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.holt_winters import holt_winters
@@ -28,7 +29,6 @@ from scaler.sim.run import prepare, run_policy
 from scaler.sim.sweep import AtGpuHours, SweepPoint, at_equal_gpu_hours, sweep_reactive
 from scaler.traces import Trace, TraceError, regrid
 
-DAY_S = 86400.0
 POLICIES = ("reactive", "fixed_buffer", "predictive", "holt_winters", "oracle")
 # Reactive's sweep: targets from this share of one replica's concurrency to that, evenly on a log scale.
 SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.35, 1.3, 16

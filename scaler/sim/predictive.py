@@ -32,6 +32,7 @@ from forecasting.prepare import prepare
 from scaler.history import History
 from scaler.leadtime import (
     RETRY_S,
+    SAMPLES_SPAN_S,
     coarse_step_s,
     forecast_config,
     history_bound,
@@ -45,8 +46,6 @@ from scaler.traces import Trace
 from scaler.trigger import TriggerConfig, parse_trigger
 from scaler.units import format_duration
 
-# In-flight kept for measuring the time in service: one day, as the refresher keeps.
-IN_FLIGHT_SPAN_S = 86400.0
 # The trigger's Prometheus fields must be set for `rateQuery` to be accepted; nothing is queried.
 SIMULATED_ADDRESS = "http://simulated.invalid"
 # The default threshold as a share of one replica's concurrency (see PredictiveSettings.threshold).
@@ -110,7 +109,7 @@ class Predictive:
         self.config = config
         step = config.step_s
         self._rates = History(step, max(2, math.ceil(config.history_s / step) + 1))
-        self._in_flight = History(step, max(2, math.ceil(IN_FLIGHT_SPAN_S / step)))
+        self._in_flight = History(step, max(2, math.ceil(SAMPLES_SPAN_S / step)))
         if past is not None and past.values.size:
             at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
             self._rates.extend(at_s, values)
