@@ -87,8 +87,9 @@ def markdown(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- Service: {CLUSTER.concurrency} slots per replica, {CLUSTER.service_time_s:g} s per request, SLO p99 "
         f"<= {CLUSTER.slo_s:g} s; demand at {STEP_S:g} s steps (coarser traces interpolated between their "
         "points), Poisson arrivals, 5 s ticks, KEDA and HPA defaults.",
-        f"- predictive (prescaler, `mode: predictive` with `rateQuery`): `threshold` {SETTINGS.threshold:g} "
-        f"({THRESHOLD_SHARE:g} x concurrency: the HPA's 10 % tolerance would otherwise leave it short), "
+        f"- predictive (prescaler, `mode: predictive` with `rateQuery` and `replicasQuery`): `threshold` "
+        f"{SETTINGS.threshold:g} ({THRESHOLD_SHARE:g} x concurrency; a value the HPA's 10 % tolerance would "
+        "ignore, though it needs another replica, is raised just past it), "
         f"`quantile` {SETTINGS.quantile:g}, `leadTime` = start-up + 30 s, `refitInterval` 1h, `history` "
         f"{HISTORY_DAYS:g}d, `serviceTime` 1s: the same for every trace.",
         f"- reactive: KEDA's Prometheus scaler on in-flight requests, target {CLUSTER.concurrency}; swept from "

@@ -3,6 +3,12 @@
 Reactive mode answers with what is observed now, as KEDA's Prometheus scaler does. The forecast
 hook takes an upper bound of the load expected over the pod start-up lead time; the answer is never
 below what is observed now, so a wrong forecast can delay a scale-down but never cause one.
+
+The HPA ignores a value whose ratio to `threshold` x current replicas is within its tolerance
+(10 %): at 10 replicas, a load worth 10.8 leaves them at 10. Given the current replicas
+(`replicasQuery`), such a value is raised just past the tolerance (`past_tolerance`), as a user
+would otherwise do by lowering `threshold` to 0.9 x a replica's capacity, paying ~11 % more
+replicas all the time instead of one more replica only when one is needed.
 """
 
 from __future__ import annotations
@@ -25,19 +31,45 @@ class Decision(NamedTuple):
     observed: float
     """The load observed at `at_s`."""
     reason: str
-    """Which term won and why, e.g. `observed` or `forecast(ensemble)`."""
+    """Which term won: `observed` or `forecast`, with `+tolerance` when the value was raised past
+    the HPA's tolerance."""
 
 
 def decide(
-    at_s: float, observed: float, config: TriggerConfig, forecast_bound: float | None = None
+    at_s: float,
+    observed: float,
+    config: TriggerConfig,
+    forecast_bound: float | None = None,
+    replicas: int | None = None,
 ) -> Decision:
     """The value KEDA should see now.
 
     `forecast_bound` is the chosen quantile of the forecast, maximised over [now, now + lead time];
-    None in reactive mode or when no forecast is available.
+    None in reactive mode or when no forecast is available. `replicas`: the workload's current
+    replicas (None: unknown, and the value is not adjusted to the HPA's tolerance).
     """
     seen = observed if math.isfinite(observed) and observed > 0 else 0.0
     value, reason = seen, "observed"
     if forecast_bound is not None and math.isfinite(forecast_bound) and forecast_bound > seen:
         value, reason = forecast_bound, "forecast"
+    if replicas is not None:
+        raised = past_tolerance(value, config.threshold, replicas, config.hpa_tolerance)
+        if raised > value:
+            value, reason = raised, f"{reason}+tolerance"
     return Decision(at_s, value, value > config.activation_threshold, seen, reason)
+
+
+def past_tolerance(value: float, threshold: float, replicas: int, tolerance: float) -> float:
+    """`value`, or, when it needs more than `replicas` replicas of `threshold` each but its ratio to
+    them is within the HPA's `tolerance` (so the HPA would keep `replicas`), the smallest value in
+    KEDA's 3 decimals whose ratio exceeds 1 + `tolerance`.
+
+    The HPA then asks ceil(replicas x (1 + tolerance)) or one more: at 10 replicas and the default
+    tolerance 11 cannot be asked for (11 / 10 is not outside 1.1), so 12 it is.
+    """
+    per_replica = max(round(threshold * 1000), 1) / 1000  # the HPA's target, in KEDA's 3 decimals
+    if replicas <= 0 or not value > replicas * per_replica:
+        return value
+    if value / (replicas * per_replica) - 1.0 > tolerance:
+        return value
+    return max(value, math.floor(replicas * (1 + tolerance) * per_replica * 1000 + 1) / 1000)

@@ -3,7 +3,9 @@
 The gRPC handlers never read a source: they read `Refresher.current()`, which is O(1). Each loop
 iteration samples the signal, appends it to the target's history, and replaces the cached decision.
 A failed read keeps the previous decision (it ages, and `current()` refuses it once it is older
-than max age) and records the error, which is what KEDA sees when no fresh value is left.
+than max age) and records the error, which is what KEDA sees when no fresh value is left. The
+replicas (`replicasQuery`) only refine a value: when they cannot be read, the decision is made
+without them (not raised past the HPA's tolerance) and the error is logged.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Refresher:
         *,
         max_age_s: float,
         rate_source: Source | None = None,
+        replicas_source: Source | None = None,
         pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -67,6 +70,8 @@ class Refresher:
         self.config = config
         self.source = source
         self.rate_source = rate_source
+        self.replicas_source = replicas_source
+        self._replicas_error = ""
         capacity = max(2, math.ceil(SAMPLES_SPAN_S / config.step_s))
         self.history = History(config.step_s, capacity)
         self.rate_history = History(config.step_s, capacity) if rate_source is not None else None
@@ -150,9 +155,32 @@ class Refresher:
         self.history.append(sample.at_s, sample.value)
         if rate is not None and self.rate_history is not None:
             self.rate_history.append(rate.at_s, rate.value)
-        self._record(self._decide(sample.at_s, sample.value, rate.value if rate is not None else None))
+        replicas = await self._replicas()
+        self._record(
+            self._decide(sample.at_s, sample.value, rate.value if rate is not None else None, replicas)
+        )
 
-    def _decide(self, at_s: float, observed: float, rate: float | None) -> Decision:
+    async def _replicas(self) -> int | None:
+        """The workload's current replicas (`replicasQuery`); None when unset or unreadable."""
+        if self.replicas_source is None:
+            return None
+        try:
+            sample = await self.replicas_source.sample()
+        except (SourceError, QueryShapeError) as exc:
+            self._telemetry.source_errors.labels(self.config.source, type(exc).__name__).inc()
+            if self._replicas_error != str(exc):
+                self._log.warning(
+                    "reading the replicas failed; values are not raised past the HPA's tolerance: %s", exc
+                )
+                self._replicas_error = str(exc)
+            return None
+        if self._replicas_error:
+            self._log.info("reading the replicas works again")
+            self._replicas_error = ""
+        value = sample.value
+        return round(value) if math.isfinite(value) and value >= 0 else None
+
+    def _decide(self, at_s: float, observed: float, rate: float | None, replicas: int | None) -> Decision:
         predictor = self.predictor
         if predictor is None:
             return decide(at_s, observed, self.config)
@@ -165,7 +193,7 @@ class Refresher:
             self._bound_reason = bound.reason
         if self.config.mode == "shadow":
             return decide(at_s, observed, self.config)
-        return decide(at_s, observed, self.config, bound.value)
+        return decide(at_s, observed, self.config, bound.value, replicas)
 
     def _export_forecast(self, bound: Bound, predictor: Predictor) -> None:
         labels = (self.key.namespace, self.key.name, self.config.metric_name)
@@ -187,7 +215,12 @@ class Refresher:
         t.target_value.labels(*labels, "observed").set(decision.observed)
         t.target_value.labels(*labels, "value").set(decision.value)
         t.target_active.labels(*labels).set(1 if decision.active else 0)
-        if previous is None or previous.active != decision.active or previous.reason != decision.reason:
+        # Logged when activity or the winning term changes; not when only the tolerance adjustment does.
+        if (
+            previous is None
+            or previous.active != decision.active
+            or previous.reason.split("+")[0] != decision.reason.split("+")[0]
+        ):
             self._log.info(
                 "now %s: value %.3f (%s), activation threshold %.3f",
                 "active" if decision.active else "inactive",
@@ -209,6 +242,8 @@ class Refresher:
         await self.source.aclose()
         if self.rate_source is not None:
             await self.rate_source.aclose()
+        if self.replicas_source is not None:
+            await self.replicas_source.aclose()
 
     async def run(self) -> None:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""

@@ -104,6 +104,10 @@ class Registry:
             if config.rate_query is not None:
                 rate_config = dataclasses.replace(config, query=config.rate_query)
                 rate_source = self._source_factory(rate_config, self._settings)
+            replicas_source = None
+            if config.replicas_query is not None:
+                replicas_config = dataclasses.replace(config, query=config.replicas_query)
+                replicas_source = self._source_factory(replicas_config, self._settings)
             refresher = Refresher(
                 key,
                 config,
@@ -111,6 +115,7 @@ class Registry:
                 self._telemetry,
                 max_age_s=self._settings.max_age_s,
                 rate_source=rate_source,
+                replicas_source=replicas_source,
                 pool=self._pool,
                 wall=self._wall,
             )

@@ -94,6 +94,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _tolerance(text: str) -> float:
+    value = parse_float(text)
+    if not 0 <= value < 1:
+        raise ValueError("expected a share in [0, 1), e.g. 0.1 (the HPA's default)")
+    return value
+
+
 def _timeout_s(text: str) -> float:
     return parse_duration_s(text, bare_unit_s=0.001)
 
@@ -177,6 +184,17 @@ class TriggerConfig:
     service_time_s: float | None = field(default=None, metadata=_key("serviceTime", parse_duration_s))
     """Seconds a request spends in service, for Little's law; measured from history when absent."""
 
+    replicas_query: str | None = field(default=None, metadata=_key("replicasQuery", _text))
+    """Optional query for the workload's current replicas as the HPA counts them (the scale's
+    status, e.g. kube-state-metrics' `kube_deployment_status_replicas`), predictive mode only. With
+    it, a value whose ratio to those replicas falls within the HPA's tolerance, yet needs more of
+    them, is raised just past the tolerance (see `scaler.policy.past_tolerance`), so `threshold` can
+    be a replica's full capacity."""
+
+    hpa_tolerance: float = field(default=0.1, metadata=_key("hpaTolerance", _tolerance))
+    """The HPA's tolerance (`--horizontal-pod-autoscaler-tolerance`, or the HPA's own scale-up
+    tolerance): the HPA ignores a usage ratio within 1 +/- this. Used with `replicasQuery`."""
+
     trace: str | None = field(default=None, metadata=_key("trace", _text))
     """Trace file, relative to the scaler's replay directory (source=replay)."""
 
@@ -194,6 +212,8 @@ class TriggerConfig:
             problems.append("`trace` is required when source is `replay`")
         if self.rate_query is not None and self.source != "prometheus":
             problems.append("`rateQuery` needs source `prometheus`")
+        if self.replicas_query is not None and (self.source != "prometheus" or self.mode != "predictive"):
+            problems.append("`replicasQuery` needs source `prometheus` and mode `predictive`")
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
         if self.mode != "reactive" and self.lead_time_s > MAX_LEAD_S:

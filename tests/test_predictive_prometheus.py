@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scaler.forecast_pool import ForecastPool
+from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
 from scaler.sources.prometheus import PrometheusSource
 from scaler.telemetry import Telemetry
@@ -26,6 +29,10 @@ pytestmark = pytest.mark.prometheus
 
 TAXI = Path(__file__).parent / "fixtures" / "nyc_taxi_10d.csv"
 QUERY = "last_over_time(prescaler_test_taxi[30m])"
+REPLICAS = 'last_over_time(kube_deployment_status_replicas{deployment="taxi"}[30m])'
+THRESHOLD = 100.0
+# The replicas series: 5 % short of the load's worth, within the HPA's 10 % tolerance.
+SHORT = 0.95
 
 
 class Taxi(NamedTuple):
@@ -38,7 +45,12 @@ class Taxi(NamedTuple):
 def taxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Taxi]:
     trace = load_trace(TAXI)
     shift = shift_for(trace, time.time())
-    series = [Backfill("prescaler_test_taxi", {}, (trace.at_s + shift).tolist(), trace.values.tolist())]
+    at_s = (trace.at_s + shift).tolist()
+    replicas = np.floor(SHORT * trace.values / THRESHOLD).tolist()
+    series = [
+        Backfill("prescaler_test_taxi", {}, at_s, trace.values.tolist()),
+        Backfill("kube_deployment_status_replicas", {"deployment": "taxi"}, at_s, replicas),
+    ]
     with backfilled_prometheus(series, tmp_path_factory.mktemp("taxi")) as url:
         yield Taxi(url, shift, float(trace.at_s[0] + shift))
 
@@ -50,13 +62,14 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _refresher(
-    taxi: Taxi, http: httpx.AsyncClient, clock: FakeClock, mode: str
+    taxi: Taxi, http: httpx.AsyncClient, clock: FakeClock, mode: str, **extra: str
 ) -> tuple[Refresher, CollectorRegistry]:
     config = parse_trigger(
         {
+            **extra,
             "serverAddress": taxi.url,
             "query": QUERY,
-            "threshold": "1000",
+            "threshold": repr(THRESHOLD),
             "mode": mode,
             "step": "5m",
             "leadTime": "1h",
@@ -66,6 +79,10 @@ def _refresher(
     )
     registry = CollectorRegistry()
     source = PrometheusSource(config, client=http, clock=clock)
+    replicas_source = None
+    if config.replicas_query is not None:
+        replicas_config = dataclasses.replace(config, query=config.replicas_query)
+        replicas_source = PrometheusSource(replicas_config, client=http, clock=clock)
     pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
     refresher = Refresher(
         TargetKey("serving", "taxi", "cd" * 32),
@@ -73,6 +90,7 @@ def _refresher(
         source,
         Telemetry(registry),
         max_age_s=900,
+        replicas_source=replicas_source,
         pool=pool,
         wall=clock,
     )
@@ -114,3 +132,49 @@ async def test_shadow_equals_reactive_and_exports_the_forecast(taxi: Taxi, clien
     assert (
         registry.get_sample_value("prescaler_forecast_quality", {**labels, "score": "coverage"}) is not None
     )
+
+
+async def _decisions(refresher: Refresher, clock: FakeClock, start_s: float, steps: int) -> list[Decision]:
+    clock.now_s = start_s
+    decisions = []
+    for _ in range(steps):
+        await refresher.refresh()
+        assert refresher.predictor is not None
+        await refresher.predictor.settled()
+        decisions.append(refresher.current())
+        clock.advance(300.0)
+    return decisions
+
+
+async def test_values_within_the_hpas_tolerance_are_raised_past_it(
+    taxi: Taxi, client: httpx.AsyncClient
+) -> None:
+    clock = FakeClock()
+    refresher, _ = _refresher(taxi, client, clock, "predictive", replicasQuery=REPLICAS)
+    decisions = await _decisions(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 24)
+    raised = [d for d in decisions if d.reason.endswith("+tolerance")]
+    assert raised
+    for decision in decisions:
+        assert decision.value >= decision.observed
+        # The replicas series at the same time, as the fixture wrote it.
+        replicas = math.floor(SHORT * decision.observed / THRESHOLD)
+        within = replicas * THRESHOLD < decision.value <= replicas * 1.1 * THRESHOLD
+        assert not within, f"{decision}: the HPA would keep {replicas} replicas"
+        if decision in raised:
+            assert decision.value == math.floor(replicas * 1.1 * THRESHOLD * 1000 + 1) / 1000
+
+
+async def test_unreadable_replicas_leave_the_value_unraised_and_are_logged(
+    taxi: Taxi, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    several = 'last_over_time({__name__=~"prescaler_test_taxi|kube_deployment_status_replicas"}[30m])'
+    refresher, registry = _refresher(taxi, client, clock, "predictive", replicasQuery=several)
+    decisions = await _decisions(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 4)
+    assert [d.reason for d in decisions if "+" in d.reason] == []
+    assert "reading the replicas failed" in caplog.text and "2 series" in caplog.text
+    assert caplog.text.count("reading the replicas failed") == 1  # once, not every step
+    errors = registry.get_sample_value(
+        "prescaler_source_errors_total", {"source": "prometheus", "error": "QueryShapeError"}
+    )
+    assert errors == 4

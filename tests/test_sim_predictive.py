@@ -32,7 +32,9 @@ CLUSTER = ClusterConfig(
 )
 # Five days: the ensemble needs two seasons before its two days of calibration origins to be seasonal.
 HISTORY_DAYS = 5
-SETTINGS = PredictiveSettings(threshold=7.2, refit_interval_s=7200.0, history_s=HISTORY_DAYS * DAY_S)
+# A replica's full concurrency as `threshold`: the replicas are known (`replicasQuery`), so a value
+# the HPA's tolerance would ignore is raised past it.
+SETTINGS = PredictiveSettings(threshold=8.0, refit_interval_s=7200.0, history_s=HISTORY_DAYS * DAY_S)
 START_S = 1_700_006_400.0  # a midnight (UTC)
 
 
@@ -88,7 +90,7 @@ def test_predictive_beats_reactive_at_the_same_gpu_hours_on_a_diurnal_trace(comp
     predicted = outcomes["predictive"]
     assert at_equal is not None
     # Reactive at predictive's cost lags the morning ramp by its start-up delay.
-    assert at_equal.slo_violation_minutes >= 5
+    assert at_equal.slo_violation_minutes >= 10
     assert predicted.slo_violation_minutes <= at_equal.slo_violation_minutes / 5
     assert predicted.gpu_hours <= 1.25 * outcomes["oracle"].gpu_hours
     # Reactive needs far more GPU-hours to do as well.
@@ -110,7 +112,31 @@ def test_predictive_never_answers_below_the_observed_in_flight(compared: Compare
     for decision in policy.decisions:
         assert math.isfinite(decision.value) and decision.value >= decision.observed >= 0
         assert decision.active == (decision.value > 0)
-    assert {d.reason for d in policy.decisions} == {"observed", "forecast"}
+    assert {d.reason for d in policy.decisions} <= {
+        "observed",
+        "forecast",
+        "observed+tolerance",
+        "forecast+tolerance",
+    }
+    assert {"observed", "forecast"} <= {d.reason for d in policy.decisions}
+    for decision in policy.decisions:
+        if decision.reason.endswith("+tolerance"):
+            # Raised just past 1.1 x the replicas' worth: 8 in flight each, KEDA's 3 decimals.
+            replicas = (decision.value - 0.001) / (1.1 * 8.0)
+            assert replicas == pytest.approx(round(replicas), abs=1.3e-4)
+
+
+def test_knowing_the_replicas_serves_as_well_with_fewer_gpu_hours() -> None:
+    """Blind to the replicas, a threshold of 0.9 x concurrency keeps the HPA's tolerance from leaving
+    replicas short, at ~11 % more replicas all the time; knowing them, a full-capacity threshold
+    raised past the tolerance only when a replica is needed does as well for less."""
+    past, window = window_after(diurnal(HISTORY_DAYS + 1), START_S + HISTORY_DAYS * DAY_S)
+    blind = dataclasses.replace(SETTINGS, threshold=7.2, replicas_known=False)
+    _, without = run_predictive(window, past, settings=blind)
+    policy, known = run_predictive(window, past)
+    assert known.gpu_hours < 0.97 * without.gpu_hours
+    assert known.slo_violation_minutes <= without.slo_violation_minutes
+    assert any(d.reason.endswith("+tolerance") for d in policy.decisions)
 
 
 def test_decisions_depend_only_on_the_past() -> None:
@@ -150,7 +176,14 @@ def test_past_rates_are_step_means_before_the_window() -> None:
     ("changes", "expected"),
     [
         pytest.param(
-            {}, {"lead_time_s": 210.0, "threshold": 7.2, "service_time_s": 1.0}, id="the service's defaults"
+            {},
+            {"lead_time_s": 210.0, "threshold": 8.0, "service_time_s": 1.0, "replicas_query": "replicas"},
+            id="the service's defaults",
+        ),
+        pytest.param(
+            {"replicas_known": False},
+            {"threshold": 7.2, "replicas_query": None},
+            id="replicas unknown: 0.9 x concurrency",
         ),
         pytest.param(
             {"lead_time_s": 600.0, "threshold": 6.0}, {"lead_time_s": 600.0, "threshold": 6.0}, id="set"
@@ -189,7 +222,7 @@ def test_holt_winters_provisions_its_point_forecast_and_never_below_the_observed
 def test_without_a_past_predictive_answers_what_it_observes_until_it_has_a_day() -> None:
     _, window = window_after(diurnal(HISTORY_DAYS + 0.2), START_S + HISTORY_DAYS * DAY_S)
     policy, _ = run_predictive(window, None, settings=dataclasses.replace(SETTINGS, refit_interval_s=3600.0))
-    assert {d.reason for d in policy.decisions} == {"observed"}
+    assert {d.reason for d in policy.decisions} <= {"observed", "observed+tolerance"}
     assert sum(policy.fits.values()) == 5
 
 

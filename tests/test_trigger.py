@@ -59,6 +59,14 @@ def _parse(**meta: str) -> TriggerConfig:
             id="little",
         ),
         pytest.param(
+            {"mode": "predictive", "replicasQuery": 'kube_deployment_status_replicas{deployment="vllm"}'},
+            "replicas_query",
+            'kube_deployment_status_replicas{deployment="vllm"}',
+            id="replicas-query",
+        ),
+        pytest.param({}, "hpa_tolerance", 0.1, id="tolerance-default"),
+        pytest.param({"hpaTolerance": "0.05"}, "hpa_tolerance", 0.05, id="tolerance"),
+        pytest.param(
             {"scalerAddress": "prescaler:9090", "enableTLS": "true"}, "mode", "reactive", id="keda-keys"
         ),
         pytest.param(
@@ -110,6 +118,12 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
         pytest.param(
             {"serviceTime": "2s"}, ["`serviceTime` only applies with `rateQuery`"], id="service-time-alone"
         ),
+        pytest.param(
+            {"replicasQuery": "kube_deployment_status_replicas"},
+            ["`replicasQuery` needs source `prometheus` and mode `predictive`"],
+            id="replicas-query-reactive",
+        ),
+        pytest.param({"hpaTolerance": "1.5"}, ["`hpaTolerance`: `1.5`", "[0, 1)"], id="tolerance-range"),
         pytest.param(
             {"mode": "predictive", "leadTime": "2h"},
             ["`leadTime` (2h) must be at most 1h"],

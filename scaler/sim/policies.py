@@ -11,7 +11,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from scaler.sim.autoscaler import ScalingConfig, hpa_desired, rate_limit
+from scaler.policy import past_tolerance
+from scaler.sim.autoscaler import ScalingConfig, rate_limit
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.interface import Metric, PolicyFactory, Scenario, Signals
 
@@ -116,11 +117,7 @@ class Oracle:
     def metric(self, now_s: float) -> Metric:
         """Replicas planned for now (target 1)."""
         tick = min(max(0, round((now_s - self._start_s) / self._tick_s)), len(self._plan) - 1)
-        planned, current = self._plan[tick], self._replicas
-        value = float(planned)
-        if planned > current > 0 and hpa_desired(value, 1.0, current, self._tolerance) < planned:
-            # The smallest value (in KEDA's 3 decimals) whose ratio to `current` leaves the tolerance.
-            value = math.floor(current * (1 + self._tolerance) * 1000 + 1) / 1000
+        value = past_tolerance(float(self._plan[tick]), self.target, self._replicas, self._tolerance)
         return Metric(value, self._wake[tick] > 0)
 
 

@@ -15,6 +15,9 @@ Only the clock and the data path differ from the live refresher:
   by Little's law (in flight = rate x time in service) with `serviceTime`, or with the time in
   service measured from the two signals (`scaler.leadtime.service_time_s`), plus the Poisson spread
   of requests in service (`scaler.leadtime.in_flight_bound`), as the live predictor does.
+- With `replicasQuery`, each decision sees the Deployment's replicas at its sample, as the
+  refresher reads them, and is raised past the HPA's tolerance when it needs more
+  (`scaler.policy.past_tolerance`).
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ from scaler.units import format_duration
 
 # The trigger's Prometheus fields must be set for `rateQuery` to be accepted; nothing is queried.
 SIMULATED_ADDRESS = "http://simulated.invalid"
-# The default threshold as a share of one replica's concurrency (see PredictiveSettings.threshold).
-THRESHOLD_SHARE = 0.9
+# The default threshold as a share of one replica's concurrency (see PredictiveSettings.threshold):
+# the full concurrency when the replicas are known, else 0.9 of it.
+THRESHOLD_SHARE, THRESHOLD_SHARE_BLIND = 1.0, 0.9
+# The query names the simulated trigger carries (nothing is queried).
+SIMULATED_QUERIES = {"query": "in_flight", "rateQuery": "arrival_rate", "replicasQuery": "replicas"}
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -65,14 +71,18 @@ def trigger_config(
     step_s: float = 15.0,
     seasonality: str = "daily,weekly",
     activation_threshold: float = 0.0,
+    replicas_known: bool = True,
 ) -> TriggerConfig:
     """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
-    the scaler's own parser (so its validation applies); `service_time_s` None: measured."""
+    the scaler's own parser (so its validation applies); `service_time_s` None: measured;
+    `replicas_known`: with a `replicasQuery`."""
+    queries = dict(SIMULATED_QUERIES)
+    if not replicas_known:
+        del queries["replicasQuery"]
     metadata = {
         "mode": "predictive",
         "serverAddress": SIMULATED_ADDRESS,
-        "query": "in_flight",
-        "rateQuery": "arrival_rate",
+        **queries,
         "threshold": repr(float(threshold)),
         "activationThreshold": repr(float(activation_threshold)),
         "step": format_duration(step_s),
@@ -139,7 +149,8 @@ class Predictive:
         self._in_flight.append(signals.at_s, signals.in_flight)
         self._maybe_refit(signals.at_s)
         bound = self._bound(signals.at_s)
-        self.decisions.append(decide(signals.at_s, signals.in_flight, self.config, bound))
+        replicas = signals.current_replicas if self.config.replicas_query is not None else None
+        self.decisions.append(decide(signals.at_s, signals.in_flight, self.config, bound, replicas))
 
     def metric(self, now_s: float) -> Decision:
         """The newest decision (what GetMetrics returns from the refresher's cache)."""
@@ -190,7 +201,7 @@ class Predictive:
         """Fraction of decisions where the forecast, not the observed value, set the answer."""
         if not self.decisions:
             return 0.0
-        return sum(d.reason == "forecast" for d in self.decisions) / len(self.decisions)
+        return sum(d.reason.startswith("forecast") for d in self.decisions) / len(self.decisions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +209,14 @@ class PredictiveSettings:
     """The trigger settings a user chooses for predictive mode; None takes the service's value."""
 
     threshold: float | None = None
-    """`threshold`: in-flight requests per replica; None: THRESHOLD_SHARE of one replica's
-    concurrency, since the HPA ignores a ratio within 10 % of 1 (its tolerance): at the full
-    concurrency, a forecast up to 10 % above the replicas there are would not add one."""
+    """`threshold`: in-flight requests per replica; None: one replica's concurrency with
+    `replicas_known`, else THRESHOLD_SHARE_BLIND of it, since the HPA ignores a ratio within 10 %
+    of 1 (its tolerance): at the full concurrency, a forecast up to 10 % above the replicas there
+    are would not add one."""
+
+    replicas_known: bool = True
+    """Set `replicasQuery`, so that values are raised past the HPA's tolerance when they need more
+    replicas (`scaler.policy.past_tolerance`)."""
 
     lead_time_s: float | None = None
     """`leadTime`; None: the start-up delay plus one KEDA polling interval."""
@@ -227,14 +243,16 @@ class PredictiveSettings:
         lead_s = self.lead_time_s
         if lead_s is None:
             lead_s = cluster.startup_delay_s + scenario.scaling.polling_interval_s
+        share = THRESHOLD_SHARE if self.replicas_known else THRESHOLD_SHARE_BLIND
         return trigger_config(
-            threshold=cluster.concurrency * THRESHOLD_SHARE if self.threshold is None else self.threshold,
+            threshold=cluster.concurrency * share if self.threshold is None else self.threshold,
             lead_time_s=lead_s,
             quantile=self.quantile,
             refit_interval_s=self.refit_interval_s,
             history_s=self.history_s,
             service_time_s=None if self.measure_service_time else cluster.service_time_s,
             step_s=self.step_s,
+            replicas_known=self.replicas_known,
         )
 
 

@@ -1,0 +1,70 @@
+"""The value raised past the HPA's tolerance when the replicas are known (scaler.policy.past_tolerance)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scaler.policy import decide, past_tolerance
+from scaler.sim.autoscaler import hpa_desired
+from scaler.trigger import parse_trigger
+
+PREDICTIVE = {"source": "replay", "trace": "t.csv", "threshold": "8", "mode": "predictive"}
+CONFIG = parse_trigger(PREDICTIVE)
+
+
+@pytest.mark.parametrize(
+    ("value", "replicas", "expected"),
+    [
+        pytest.param(84.0, 10, 88.001, id="10.5 replicas' worth at 10: just past 1.1 x 10 x 8"),
+        pytest.param(60.0, 7, 61.601, id="7.5 at 7: past 7.7, so 8"),
+        pytest.param(89.0, 10, 89.0, id="beyond the tolerance already: as is"),
+        pytest.param(80.0, 10, 80.0, id="exactly the replicas' worth: no replica needed"),
+        pytest.param(70.0, 10, 70.0, id="below: scale-down is left to the HPA"),
+        pytest.param(5.0, 0, 5.0, id="at zero replicas activation scales from zero"),
+    ],
+)
+def test_past_tolerance_by_hand(value: float, replicas: int, expected: float) -> None:
+    assert past_tolerance(value, 8.0, replicas, 0.1) == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_hpa_then_adds_the_replica_it_ignored() -> None:
+    assert hpa_desired(84.0, 8.0, 10, 0.1) == 10  # the tolerance keeps 10 for 10.5 replicas' worth
+    assert hpa_desired(past_tolerance(84.0, 8.0, 10, 0.1), 8.0, 10, 0.1) == 12  # 11 is unreachable
+    assert hpa_desired(past_tolerance(60.0, 8.0, 7, 0.1), 8.0, 7, 0.1) == 8
+
+
+@given(
+    value=st.floats(min_value=0.0, max_value=1e6),
+    threshold=st.floats(min_value=0.001, max_value=1e3),
+    replicas=st.integers(min_value=0, max_value=1000),
+    tolerance=st.floats(min_value=0.0, max_value=0.5),
+)
+def test_the_hpa_gets_at_least_the_replicas_the_value_needs(
+    value: float, threshold: float, replicas: int, tolerance: float
+) -> None:
+    raised = past_tolerance(value, threshold, replicas, tolerance)
+    assert raised >= value
+    per_replica = max(round(threshold * 1000), 1) / 1000
+    needed = math.ceil(round(value * 1000) / round(per_replica * 1000))
+    if replicas > 0 and needed > replicas:
+        proposed = hpa_desired(raised, per_replica, replicas, tolerance)
+        assert proposed >= needed
+        # Never more than the tolerance forces: one past ceil(replicas x (1 + tolerance)).
+        assert proposed <= max(needed, math.ceil(replicas * (1 + tolerance)) + 1)
+    if raised > value:
+        assert raised - value <= per_replica * replicas * tolerance + 0.001
+
+
+def test_decide_raises_only_with_replicas_and_says_so() -> None:
+    blind = decide(0.0, 50.0, CONFIG, 84.0)
+    assert (blind.value, blind.reason) == (84.0, "forecast")
+    known = decide(0.0, 50.0, CONFIG, 84.0, replicas=10)
+    assert known.value == pytest.approx(88.001) and known.reason == "forecast+tolerance"
+    observed = decide(0.0, 84.0, CONFIG, None, replicas=10)
+    assert observed.reason == "observed+tolerance" and observed.observed == 84.0
+    loose = parse_trigger({**PREDICTIVE, "hpaTolerance": "0.02"})
+    assert decide(0.0, 50.0, loose, 84.0, replicas=10).value == 84.0  # 1.05 is outside 1 +/- 0.02
