@@ -203,8 +203,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--threshold",
         type=_positive,
         metavar="N",
-        help="predictive's `threshold`, in-flight requests per replica (default: 0.9 x --concurrency, "
-        "so that the HPA's 10 %% tolerance does not leave it a replica short)",
+        help="predictive's `threshold`, in-flight requests per replica (default: --concurrency; 0.9 x "
+        "that with --no-replicas-query, so that the HPA's 10 %% tolerance does not leave it a replica short)",
+    )
+    policy.add_argument(
+        "--no-replicas-query",
+        action="store_true",
+        help="predictive without `replicasQuery`: its values are not raised past the HPA's tolerance",
     )
     policy.add_argument("--quantile", type=float, default=0.9, help="predictive's `quantile` (default 0.9)")
     policy.add_argument(
@@ -270,6 +275,7 @@ def _setup(args: argparse.Namespace) -> Setup:
         refit_interval_s=args.refit_interval,
         history_s=args.history,
         measure_service_time=args.measure_service_time,
+        replicas_known=not args.no_replicas_query,
     )
     return Setup(
         cluster,

@@ -12,7 +12,8 @@ import pytest
 
 import scaler
 from scaler.sim.compare import demand_at_step, split
-from scaler.simulate_cli import add_parser
+from scaler.sim.interface import Scenario
+from scaler.simulate_cli import _setup, add_parser
 from scaler.traces import Trace, load_trace
 from tests.prometheus_server import LoadedPrometheus
 
@@ -58,6 +59,7 @@ def test_writes_the_documented_json_a_png_and_the_table(
     assert [p["target"] for p in result["reactive_sweep"]] == [4, 6, 8, 10]
     assert {"target", "gpu_hours", "slo_violation_minutes"} == set(result["reactive_sweep"][0])
     assert result["reactive_at_equal_gpu_hours"]["slo_violation_minutes"] >= 0
+    assert result["settings"]["predictive"]["replicas_known"] is True
     assert result["trace"]["days"] == pytest.approx(0.5)
     assert result["trace"]["history_days"] == pytest.approx(3.0)
     assert result["policies"]["predictive"]["forecasting"]["fits"]["ensemble"] >= 1
@@ -168,3 +170,23 @@ def test_an_unreachable_prometheus_exits_1(tmp_path: Path, capsys: pytest.Captur
     )
     assert code == 1
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "threshold", "replicas_query"),
+    [
+        pytest.param([], 8.0, "replicas", id="replicas known: a replica's full concurrency"),
+        pytest.param(["--no-replicas-query"], 7.2, None, id="blind: 0.9 x concurrency"),
+        pytest.param(["--no-replicas-query", "--threshold", "6"], 6.0, None, id="threshold given"),
+    ],
+)
+def test_the_replicas_query_sets_predictives_default_threshold(
+    flags: list[str], threshold: float, replicas_query: str | None
+) -> None:
+    parser = argparse.ArgumentParser(prog="prescaler")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "out.json", *flags])
+    setup = _setup(args)
+    scenario = Scenario(0.0, 5.0, np.zeros(4), setup.cluster, setup.scaling)
+    trigger = setup.settings.trigger(scenario)
+    assert (trigger.threshold, trigger.replicas_query) == (threshold, replicas_query)
