@@ -11,6 +11,11 @@ figure per trace (at 180 s start-up) under benchmarks/plots/.
 
     python -m benchmarks.autoscaling            # the full run, ~20 min on 2 cores
     python -m benchmarks.autoscaling --quick    # 2 traces, 180 s, 1 day: about a minute
+
+Checks of one row, printed and never written (the README records the full default run):
+
+    python -m benchmarks.autoscaling --traces nasa_http --startups 180 --seed 2
+    python -m benchmarks.autoscaling --traces nasa_http --startups 180 --no-replicas-query
 """
 
 from __future__ import annotations
@@ -54,14 +59,24 @@ from forecasting.base import DAY_S
 from scaler.sim import MinuteSeries
 from scaler.sim.compare import Setup, compare, rescaled, split, to_json
 from scaler.sim.plot import comparison_figure
+from scaler.sim.predictive import THRESHOLD_SHARE_BLIND, PredictiveSettings
 from scaler.traces import Trace
 
 
-def run_one(spec: Spec, trace: Trace, startup_s: float, days: float, plot: bool) -> dict[str, Any]:
+def run_one(
+    spec: Spec,
+    trace: Trace,
+    startup_s: float,
+    days: float,
+    plot: bool,
+    settings: PredictiveSettings = SETTINGS,
+    seed: int = 1,
+) -> dict[str, Any]:
     """One (trace, start-up) comparison as the simulate command's JSON, plus timing."""
     started = time.perf_counter()
     cluster = dataclasses.replace(CLUSTER, startup_delay_s=startup_s)
-    setup = Setup(cluster, policies=("reactive", "predictive", "holt_winters", "oracle"), settings=SETTINGS)
+    policies = ("reactive", "predictive", "holt_winters", "oracle")
+    setup = Setup(cluster, policies=policies, settings=settings, seed=seed)
     past, window = split(trace, history_s=HISTORY_DAYS * DAY_S, days=days)
     past, window = rescaled(past, window, peak_replicas=PEAK_REPLICAS, cluster=cluster)
     result = compare(past, window, setup)
@@ -105,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, help="days simulated per trace (default 5, 1 with --quick)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--no-write", action="store_true", help="print the section; write nothing")
+    check = parser.add_argument_group("checks of single rows (print only; nothing is written)")
+    check.add_argument("--traces", type=_names, help="comma-separated trace names (default: all)")
+    check.add_argument("--startups", type=_seconds, help="comma-separated start-up delays in s")
+    check.add_argument("--seed", type=int, help="the Poisson arrivals' seed (default 1)")
+    check.add_argument(
+        "--no-replicas-query",
+        action="store_true",
+        help=f"predictive without `replicasQuery`, `threshold` {THRESHOLD_SHARE_BLIND:g} x concurrency",
+    )
     parser.add_argument(
         "--render",
         action="store_true",
@@ -115,13 +139,22 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(RESULTS.read_text())
         write_section(markdown(saved["runs"], saved["meta"]))
         return 0
-    specs = [s for s in TRACES if not args.quick or s.name in QUICK]
-    startups = (PLOTTED_STARTUP_S,) if args.quick else STARTUPS_S
+    checking = any(x is not None for x in (args.traces, args.startups, args.seed)) or args.no_replicas_query
+    if args.traces is not None and not set(args.traces) <= {s.name for s in TRACES}:
+        parser.error(f"--traces: expected names among {', '.join(s.name for s in TRACES)}")
+    chosen = args.traces or (QUICK if args.quick else [s.name for s in TRACES])
+    specs = [s for s in TRACES if s.name in chosen]
+    startups = args.startups or ((PLOTTED_STARTUP_S,) if args.quick else STARTUPS_S)
+    settings = SETTINGS
+    if args.no_replicas_query:
+        threshold = CLUSTER.concurrency * THRESHOLD_SHARE_BLIND
+        settings = dataclasses.replace(SETTINGS, threshold=threshold, replicas_known=False)
+    seed = 1 if args.seed is None else args.seed
     days = args.days or (1.0 if args.quick else 5.0)
     started = time.perf_counter()
     traces = {spec.name: load(spec, args.data) for spec in specs}
     print(f"loaded {len(traces)} traces in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    plot = not args.no_write
+    plot = not (args.no_write or checking)
     if plot:
         for old in PLOTS.glob("autoscaling_*.png"):
             old.unlink()
@@ -129,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
             pool.submit(
-                run_one, spec, traces[spec.name], startup, days, plot and startup == PLOTTED_STARTUP_S
+                run_one,
+                spec,
+                traces[spec.name],
+                startup,
+                days,
+                plot and startup == PLOTTED_STARTUP_S,
+                settings,
+                seed,
             )
             for spec in specs
             for startup in startups
@@ -155,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "days": days,
         "seconds": time.perf_counter() - started,
     }
+    if checking:
+        return 0
     text = markdown(runs, meta)
     print(text)
     if not args.no_write:
@@ -162,6 +204,17 @@ def main(argv: list[str] | None = None) -> int:
         results = {"meta": meta, "runs": runs}
         RESULTS.write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
     return 0
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _seconds(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds such as 60,180; got {text!r}") from None
 
 
 def _json_default(value: object) -> object:
