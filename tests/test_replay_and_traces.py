@@ -9,8 +9,9 @@ import pytest
 
 from scaler.errors import ConfigError, NullValueError
 from scaler.settings import BUNDLED_TRACES, Settings
+from scaler.sources import replay
 from scaler.sources.replay import ReplaySource, resolve_inside
-from scaler.traces import TraceError, load_trace, parse_timestamp, regrid
+from scaler.traces import Trace, TraceError, load_trace, parse_timestamp, regrid
 from scaler.trigger import parse_trigger
 
 BUNDLED = BUNDLED_TRACES / "elb_request_count_8c0756.csv"
@@ -51,6 +52,26 @@ async def test_replay_gap_with_ignore_null_values_false(tmp_path: Path) -> None:
         await source.sample()
     lenient = ReplaySource(trace, clock=lambda: 60.0)
     assert (await lenient.sample()).value == 0.0
+
+
+async def test_targets_replaying_one_file_share_one_parse_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[Path] = []
+
+    def counting(path: Path) -> Trace:
+        parsed.append(path)
+        return load_trace(path)
+
+    monkeypatch.setattr(replay, "load_trace", counting)
+    path = tmp_path / "shared.csv"
+    path.write_text("timestamp,value\n0,1\n60,2\n")
+    for _ in range(3):
+        assert (await ReplaySource(path, clock=lambda: 60.0).sample()).value == 2.0
+    assert parsed == [path]
+    path.write_text("timestamp,value\n0,1\n60,5\n120,6\n")  # changed on disk: parsed again
+    assert (await ReplaySource(path, clock=lambda: 60.0).sample()).value == 5.0
+    assert parsed == [path, path]
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,17 @@
 The trace is laid on the wall clock in a loop: at unix time t the value is the trace's value at
 offset `(t * replaySpeed) mod span` from its first timestamp, linearly interpolated. The mapping
 depends on the clock alone, so every scaler replica answers the same for the same moment.
-Trace paths are resolved inside the scaler's replay directory and may not leave it.
+Trace paths are resolved inside the scaler's replay directory and may not leave it. A file is parsed
+once for every target that replays it (until it changes on disk), not once per target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +25,29 @@ from scaler.settings import Settings
 from scaler.sources.base import Sample, Series
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import TriggerConfig
+
+# Parsed traces kept for reuse, by (path, modification time, size): a few files serve many targets.
+PARSED_TRACES = 8
+_parsed: OrderedDict[tuple[Path, int, int], Trace] = OrderedDict()
+_parsed_lock = threading.Lock()
+
+
+def load_shared(path: Path) -> Trace:
+    """`load_trace(path)`, parsed once while the file is unchanged (thread-safe; the arrays are
+    shared, so callers must not modify them)."""
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    with _parsed_lock:
+        trace = _parsed.get(key)
+        if trace is not None:
+            _parsed.move_to_end(key)
+            return trace
+    trace = load_trace(path)
+    with _parsed_lock:
+        _parsed[key] = trace
+        while len(_parsed) > PARSED_TRACES:
+            _parsed.popitem(last=False)
+    return trace
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
@@ -62,8 +88,8 @@ class ReplaySource:
     async def _loaded(self) -> Trace:
         if self._trace is None:
             try:
-                self._trace = await asyncio.to_thread(load_trace, self.path)
-            except TraceError as exc:
+                self._trace = await asyncio.to_thread(load_shared, self.path)
+            except (TraceError, OSError) as exc:
                 raise SourceUnreachable(f"replay trace {self.path}: {exc}") from exc
         return self._trace
 
