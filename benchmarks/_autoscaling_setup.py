@@ -31,11 +31,10 @@ PLOTTED_STARTUP_S = 180.0
 # The service: 8 slots, 1 s per request, p99 within 2 s (so a request may wait 1 s).
 CLUSTER = ClusterConfig(concurrency=8, service_time_s=1.0, slo_s=2.0)
 # The user-settable knobs, the same for every trace.
-THRESHOLD_SHARE = 1.0
-"""predictive's `threshold` as a share of a replica's concurrency: a replica's full capacity, since
-with `replicasQuery` the value is raised past the HPA's tolerance when it needs another replica."""
+# `threshold` is left to its default: a replica's full concurrency for predictive, which knows the
+# replicas (`replicasQuery`) and raises a value past the HPA's tolerance when it needs another one;
+# 0.9 x that for holt_winters, which, like the predictive-HPA projects, does not.
 SETTINGS = PredictiveSettings(
-    threshold=CLUSTER.concurrency * THRESHOLD_SHARE,
     replicas_known=True,
     quantile=0.9,
     refit_interval_s=3600.0,

@@ -62,6 +62,9 @@ from scaler.sim.plot import comparison_figure
 from scaler.sim.predictive import THRESHOLD_SHARE_BLIND, PredictiveSettings
 from scaler.traces import Trace
 
+# Poisson seeds the acceptance rows are checked with, besides the table's seed 1.
+CHECK_SEEDS = (2, 3)
+
 
 def run_one(
     spec: Spec,
@@ -71,11 +74,17 @@ def run_one(
     plot: bool,
     settings: PredictiveSettings = SETTINGS,
     seed: int = 1,
+    variant: str = "",
 ) -> dict[str, Any]:
-    """One (trace, start-up) comparison as the simulate command's JSON, plus timing."""
+    """One (trace, start-up) comparison as the simulate command's JSON, plus timing; a `variant`
+    (a check of an acceptance row) runs without holt_winters."""
     started = time.perf_counter()
     cluster = dataclasses.replace(CLUSTER, startup_delay_s=startup_s)
-    policies = ("reactive", "predictive", "holt_winters", "oracle")
+    policies = (
+        ("reactive", "predictive", "oracle")
+        if variant
+        else ("reactive", "predictive", "holt_winters", "oracle")
+    )
     setup = Setup(cluster, policies=policies, settings=settings, seed=seed)
     past, window = split(trace, history_s=HISTORY_DAYS * DAY_S, days=days)
     past, window = rescaled(past, window, peak_replicas=PEAK_REPLICAS, cluster=cluster)
@@ -85,7 +94,10 @@ def run_one(
         figure = comparison_figure(title, result.outcomes, cluster, result.sweep, result.at_equal)
         PLOTS.mkdir(parents=True, exist_ok=True)
         figure.savefig(PLOTS / f"autoscaling_{spec.name}_{startup_s:g}s.png", dpi=80)
-    about = {"trace": {"name": spec.name, "kind": spec.kind, "days": days, "startup_s": startup_s}}
+    about = {
+        "trace": {"name": spec.name, "kind": spec.kind, "days": days, "startup_s": startup_s},
+        "variant": variant,
+    }
     bursts = after_bursts(result.outcomes["predictive"].minutes, cluster.slo_quantile)
     return {**to_json(result, about), "bursts": bursts, "seconds": time.perf_counter() - started}
 
@@ -145,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.traces or (QUICK if args.quick else [s.name for s in TRACES])
     specs = [s for s in TRACES if s.name in chosen]
     startups = args.startups or ((PLOTTED_STARTUP_S,) if args.quick else STARTUPS_S)
-    settings = SETTINGS
-    if args.no_replicas_query:
-        threshold = CLUSTER.concurrency * THRESHOLD_SHARE_BLIND
-        settings = dataclasses.replace(SETTINGS, threshold=threshold, replicas_known=False)
+    settings = dataclasses.replace(SETTINGS, replicas_known=False) if args.no_replicas_query else SETTINGS
     seed = 1 if args.seed is None else args.seed
     days = args.days or (1.0 if args.quick else 5.0)
     started = time.perf_counter()
@@ -158,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     if plot:
         for old in PLOTS.glob("autoscaling_*.png"):
             old.unlink()
+    jobs: list[tuple[Spec, float, PredictiveSettings, int, str]] = [
+        (spec, startup, settings, seed, "") for spec in specs for startup in startups
+    ]
+    if not (args.quick or checking):
+        jobs += checks(specs)
     runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
@@ -167,19 +181,19 @@ def main(argv: list[str] | None = None) -> int:
                 traces[spec.name],
                 startup,
                 days,
-                plot and startup == PLOTTED_STARTUP_S,
-                settings,
-                seed,
+                plot and startup == PLOTTED_STARTUP_S and not variant,
+                chosen_settings,
+                chosen_seed,
+                variant,
             )
-            for spec in specs
-            for startup in startups
+            for spec, startup, chosen_settings, chosen_seed, variant in jobs
         ]
         for future in futures:
             run = future.result()
             runs.append(run)
             p = run["policies"]
             print(
-                f"{run['trace']['name']} {run['trace']['startup_s']:g}s: predictive "
+                f"{run['trace']['name']} {run['trace']['startup_s']:g}s{' ' + run['variant'] if run['variant'] else ''}: predictive "
                 f"{p['predictive']['gpu_hours'] / p['oracle']['gpu_hours']:.2f}x oracle, "
                 f"{p['predictive']['slo_violation_minutes']} SLO min; reactive at equal GPU-h "
                 f"{run['reactive_at_equal_gpu_hours']['slo_violation_minutes']:.1f} ({run['seconds']:.0f} s)",
@@ -204,6 +218,17 @@ def main(argv: list[str] | None = None) -> int:
         results = {"meta": meta, "runs": runs}
         RESULTS.write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
     return 0
+
+
+def checks(specs: list[Spec]) -> list[tuple[Spec, float, PredictiveSettings, int, str]]:
+    """Checks of the acceptance rows (diurnal traces): at 180 s with two more Poisson seeds, and
+    blind to the replicas (`--no-replicas-query`) at 180 s and 600 s."""
+    blind = dataclasses.replace(SETTINGS, replicas_known=False)
+    found: list[tuple[Spec, float, PredictiveSettings, int, str]] = []
+    for spec in (s for s in specs if s.kind == "diurnal"):
+        found += [(spec, PLOTTED_STARTUP_S, SETTINGS, seed, f"seed {seed}") for seed in CHECK_SEEDS]
+        found += [(spec, startup, blind, 1, "blind") for startup in (PLOTTED_STARTUP_S, max(STARTUPS_S))]
+    return found
 
 
 def _names(text: str) -> list[str]:

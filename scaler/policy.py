@@ -53,7 +53,7 @@ def decide(
     if forecast_bound is not None and math.isfinite(forecast_bound) and forecast_bound > seen:
         value, reason = forecast_bound, "forecast"
     if replicas is not None:
-        raised = past_tolerance(value, config.threshold, replicas, config.hpa_tolerance)
+        raised = past_tolerance(value, config.threshold, replicas, config.tolerance)
         if raised > value:
             value, reason = raised, f"{reason}+tolerance"
     return Decision(at_s, value, value > config.activation_threshold, seen, reason)
@@ -62,14 +62,17 @@ def decide(
 def past_tolerance(value: float, threshold: float, replicas: int, tolerance: float) -> float:
     """`value`, or, when it needs more than `replicas` replicas of `threshold` each but its ratio to
     them is within the HPA's `tolerance` (so the HPA would keep `replicas`), the smallest value in
-    KEDA's 3 decimals whose ratio exceeds 1 + `tolerance`.
+    KEDA's 3 decimals whose ratio is surely past 1 + `tolerance`.
 
-    The HPA then asks ceil(replicas x (1 + tolerance)) or one more: at 10 replicas and the default
-    tolerance 11 cannot be asked for (11 / 10 is not outside 1.1), so 12 it is.
+    Worked in thousandths, as KEDA rounds the value and the target before the HPA sees them. A ratio
+    of exactly 1 + `tolerance` counts as within (Kubernetes 1.33+ compares inclusively; older
+    versions' float arithmetic may not), so the HPA then asks ceil(replicas x (1 + tolerance)) or one
+    more: at 10 replicas and the default tolerance, 11 cannot be asked for and 12 it is.
     """
-    per_replica = max(round(threshold * 1000), 1) / 1000  # the HPA's target, in KEDA's 3 decimals
-    if replicas <= 0 or not value > replicas * per_replica:
+    if replicas <= 0 or not math.isfinite(value):
         return value
-    if value / (replicas * per_replica) - 1.0 > tolerance:
-        return value
-    return max(value, math.floor(replicas * (1 + tolerance) * per_replica * 1000 + 1) / 1000)
+    usage, per_replica = round(value * 1000), max(round(threshold * 1000), 1)
+    if usage <= replicas * per_replica:
+        return value  # no more replicas needed
+    past = math.floor(round(replicas * per_replica * (1 + tolerance), 6)) + 1
+    return past / 1000 if usage < past else value

@@ -167,18 +167,19 @@ class Refresher:
         try:
             sample = await self.replicas_source.sample()
         except (SourceError, QueryShapeError) as exc:
-            self._telemetry.source_errors.labels(self.config.source, type(exc).__name__).inc()
+            self._telemetry.replicas_errors.labels(type(exc).__name__).inc()
             if self._replicas_error != str(exc):
                 self._log.warning(
-                    "reading the replicas failed; values are not raised past the HPA's tolerance: %s", exc
+                    "reading the replicas (`replicasQuery`) failed; values are not raised past the HPA's "
+                    "tolerance: %s",
+                    exc,
                 )
                 self._replicas_error = str(exc)
             return None
         if self._replicas_error:
             self._log.info("reading the replicas works again")
             self._replicas_error = ""
-        value = sample.value
-        return round(value) if math.isfinite(value) and value >= 0 else None
+        return round(sample.value)  # finite: the source refuses null values for this query
 
     def _decide(self, at_s: float, observed: float, rate: float | None, replicas: int | None) -> Decision:
         predictor = self.predictor

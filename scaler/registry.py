@@ -29,6 +29,7 @@ from scaler.trigger import TriggerConfig, parse_trigger
 logger = logging.getLogger(__name__)
 
 PARSE_CACHE_SIZE = 4096
+SourceFactory = Callable[[TriggerConfig, Settings], Source]
 
 
 def metadata_digest(metadata: Mapping[str, str]) -> str:
@@ -37,6 +38,24 @@ def metadata_digest(metadata: Mapping[str, str]) -> str:
     for key, value in sorted(metadata.items()):
         hasher.update(key.encode() + b"\0" + value.encode() + b"\0")
     return hasher.hexdigest()
+
+
+def open_sources(
+    config: TriggerConfig, settings: Settings, factory: SourceFactory = open_source
+) -> tuple[Source, Source | None, Source | None]:
+    """The trigger's sources: its `query`, its `rateQuery` and, in predictive mode, its
+    `replicasQuery` (the latter two None when unset), all on the same server with the same options."""
+
+    def side(query: str | None, ignore_null_values: bool = config.ignore_null_values) -> Source | None:
+        if query is None:
+            return None
+        return factory(
+            dataclasses.replace(config, query=query, ignore_null_values=ignore_null_values), settings
+        )
+
+    # The replicas only refine predictive answers; an empty result is unknown, not 0 replicas.
+    replicas = side(config.replicas_query, False) if config.mode == "predictive" else None
+    return factory(config, settings), side(config.rate_query), replicas
 
 
 class _Tracked:
@@ -57,7 +76,7 @@ class Registry:
         settings: Settings,
         telemetry: Telemetry,
         *,
-        source_factory: Callable[[TriggerConfig, Settings], Source] = open_source,
+        source_factory: SourceFactory = open_source,
         pool: ForecastPool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -99,15 +118,7 @@ class Registry:
         tracked = self._targets.get(key)
         now = self._clock()
         if tracked is None:
-            source = self._source_factory(config, self._settings)
-            rate_source = None
-            if config.rate_query is not None:
-                rate_config = dataclasses.replace(config, query=config.rate_query)
-                rate_source = self._source_factory(rate_config, self._settings)
-            replicas_source = None
-            if config.replicas_query is not None:
-                replicas_config = dataclasses.replace(config, query=config.replicas_query)
-                replicas_source = self._source_factory(replicas_config, self._settings)
+            source, rate_source, replicas_source = open_sources(config, self._settings, self._source_factory)
             refresher = Refresher(
                 key,
                 config,

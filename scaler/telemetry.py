@@ -40,6 +40,13 @@ class Telemetry:
             ["source", "error"],
             registry=registry,
         )
+        self.replicas_errors = Counter(
+            "prescaler_replicas_errors_total",
+            "Failed reads of a target's replicasQuery (its values are then not raised past the HPA's "
+            "tolerance), by error class.",
+            ["error"],
+            registry=registry,
+        )
         self.decisions = Counter(
             "prescaler_decisions_total",
             "Decisions computed, by mode and by which term won.",

@@ -28,6 +28,8 @@ MODES = ("reactive", "predictive", "shadow")
 SOURCES = ("prometheus", "replay")
 SIGNALS = ("queue", "gpu_sm")
 SEASONS = ("daily", "weekly")
+HPA_TOLERANCE = 0.1
+"""The HPA's default tolerance (`--horizontal-pod-autoscaler-tolerance`)."""
 MAX_LEAD_S = 3600.0
 MAX_REFIT_S = 6 * 3600.0
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
@@ -186,20 +188,25 @@ class TriggerConfig:
 
     replicas_query: str | None = field(default=None, metadata=_key("replicasQuery", _text))
     """Optional query for the workload's current replicas as the HPA counts them (the scale's
-    status, e.g. kube-state-metrics' `kube_deployment_status_replicas`), predictive mode only. With
-    it, a value whose ratio to those replicas falls within the HPA's tolerance, yet needs more of
-    them, is raised just past the tolerance (see `scaler.policy.past_tolerance`), so `threshold` can
-    be a replica's full capacity."""
+    status, e.g. kube-state-metrics' `kube_deployment_status_replicas`). In predictive mode, a value
+    whose ratio to those replicas falls within the HPA's tolerance, yet needs more of them, is raised
+    just past the tolerance (see `scaler.policy.past_tolerance`), so `threshold` can be a replica's
+    full capacity. Accepted, and not read, in shadow mode, so that switching modes is one key."""
 
-    hpa_tolerance: float = field(default=0.1, metadata=_key("hpaTolerance", _tolerance))
-    """The HPA's tolerance (`--horizontal-pod-autoscaler-tolerance`, or the HPA's own scale-up
-    tolerance): the HPA ignores a usage ratio within 1 +/- this. Used with `replicasQuery`."""
+    hpa_tolerance: float | None = field(default=None, metadata=_key("hpaTolerance", _tolerance))
+    """The HPA's tolerance, with `replicasQuery` (None: HPA_TOLERANCE): the cluster's
+    `--horizontal-pod-autoscaler-tolerance`, or the HPA's own scale-up tolerance."""
 
     trace: str | None = field(default=None, metadata=_key("trace", _text))
     """Trace file, relative to the scaler's replay directory (source=replay)."""
 
     replay_speed: float = field(default=1.0, metadata=_key("replaySpeed", _positive))
     """Trace seconds played per wall-clock second (source=replay)."""
+
+    @property
+    def tolerance(self) -> float:
+        """The HPA's tolerance the value is raised past (`hpaTolerance`, or the HPA's default)."""
+        return HPA_TOLERANCE if self.hpa_tolerance is None else self.hpa_tolerance
 
     def validate(self) -> list[str]:
         """Rules that span several keys; returns the problems found."""
@@ -212,8 +219,10 @@ class TriggerConfig:
             problems.append("`trace` is required when source is `replay`")
         if self.rate_query is not None and self.source != "prometheus":
             problems.append("`rateQuery` needs source `prometheus`")
-        if self.replicas_query is not None and (self.source != "prometheus" or self.mode != "predictive"):
-            problems.append("`replicasQuery` needs source `prometheus` and mode `predictive`")
+        if self.replicas_query is not None and (self.source != "prometheus" or self.mode == "reactive"):
+            problems.append("`replicasQuery` needs source `prometheus` and mode `predictive` or `shadow`")
+        if self.hpa_tolerance is not None and self.replicas_query is None:
+            problems.append("`hpaTolerance` only applies with `replicasQuery`")
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
         if self.mode != "reactive" and self.lead_time_s > MAX_LEAD_S:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from scaler.policy import decide, past_tolerance
@@ -25,6 +25,8 @@ CONFIG = parse_trigger(PREDICTIVE)
         pytest.param(80.0, 10, 80.0, id="exactly the replicas' worth: no replica needed"),
         pytest.param(70.0, 10, 70.0, id="below: scale-down is left to the HPA"),
         pytest.param(5.0, 0, 5.0, id="at zero replicas activation scales from zero"),
+        pytest.param(88.0, 10, 88.001, id="exactly 1.1: within for Kubernetes 1.33+, so raised"),
+        pytest.param(80.0001, 10, 80.0001, id="KEDA sends 80.000: no replica needed"),
     ],
 )
 def test_past_tolerance_by_hand(value: float, replicas: int, expected: float) -> None:
@@ -37,6 +39,14 @@ def test_the_hpa_then_adds_the_replica_it_ignored() -> None:
     assert hpa_desired(past_tolerance(60.0, 8.0, 7, 0.1), 8.0, 7, 0.1) == 8
 
 
+def _within(value: float, threshold: float, replicas: int, tolerance: float) -> bool:
+    """The HPA's tolerance check on what KEDA sends (3 decimals), both ends included."""
+    usage, per_replica = round(value * 1000), max(round(threshold * 1000), 1)
+    return abs(usage / (per_replica * replicas) - 1.0) <= tolerance + 1e-12
+
+
+@example(value=3.6664, threshold=3.3333, replicas=1, tolerance=0.1)  # KEDA sends 3.666: 2 replicas' worth
+@example(value=88.0, threshold=8.0, replicas=10, tolerance=0.1)  # exactly 1.1
 @given(
     value=st.floats(min_value=0.0, max_value=1e6),
     threshold=st.floats(min_value=0.001, max_value=1e3),
@@ -51,6 +61,7 @@ def test_the_hpa_gets_at_least_the_replicas_the_value_needs(
     per_replica = max(round(threshold * 1000), 1) / 1000
     needed = math.ceil(round(value * 1000) / round(per_replica * 1000))
     if replicas > 0 and needed > replicas:
+        assert not _within(raised, threshold, replicas, tolerance)
         proposed = hpa_desired(raised, per_replica, replicas, tolerance)
         assert proposed >= needed
         # Never more than the tolerance forces: one past ceil(replicas x (1 + tolerance)).
@@ -66,5 +77,6 @@ def test_decide_raises_only_with_replicas_and_says_so() -> None:
     assert known.value == pytest.approx(88.001) and known.reason == "forecast+tolerance"
     observed = decide(0.0, 84.0, CONFIG, None, replicas=10)
     assert observed.reason == "observed+tolerance" and observed.observed == 84.0
-    loose = parse_trigger({**PREDICTIVE, "hpaTolerance": "0.02"})
+    prometheus = {"serverAddress": "http://prometheus:9090", "query": "q", "replicasQuery": "r"}
+    loose = parse_trigger({"threshold": "8", "mode": "predictive", **prometheus, "hpaTolerance": "0.02"})
     assert decide(0.0, 50.0, loose, 84.0, replicas=10).value == 84.0  # 1.05 is outside 1 +/- 0.02

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,8 @@ from prometheus_client import CollectorRegistry
 from scaler.forecast_pool import ForecastPool
 from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
+from scaler.registry import open_sources
+from scaler.settings import Settings
 from scaler.sources.prometheus import PrometheusSource
 from scaler.telemetry import Telemetry
 from scaler.traces import load_trace
@@ -78,11 +79,9 @@ def _refresher(
         }
     )
     registry = CollectorRegistry()
-    source = PrometheusSource(config, client=http, clock=clock)
-    replicas_source = None
-    if config.replicas_query is not None:
-        replicas_config = dataclasses.replace(config, query=config.replicas_query)
-        replicas_source = PrometheusSource(replicas_config, client=http, clock=clock)
+    source, _, replicas_source = open_sources(
+        config, Settings(), lambda c, _: PrometheusSource(c, client=http, clock=clock)
+    )
     pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
     refresher = Refresher(
         TargetKey("serving", "taxi", "cd" * 32),
@@ -172,9 +171,25 @@ async def test_unreadable_replicas_leave_the_value_unraised_and_are_logged(
     refresher, registry = _refresher(taxi, client, clock, "predictive", replicasQuery=several)
     decisions = await _decisions(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 4)
     assert [d.reason for d in decisions if "+" in d.reason] == []
-    assert "reading the replicas failed" in caplog.text and "2 series" in caplog.text
-    assert caplog.text.count("reading the replicas failed") == 1  # once, not every step
-    errors = registry.get_sample_value(
-        "prescaler_source_errors_total", {"source": "prometheus", "error": "QueryShapeError"}
+    assert "reading the replicas (`replicasQuery`) failed" in caplog.text and "2 series" in caplog.text
+    assert caplog.text.count("reading the replicas") == 1  # once, not every step
+    assert registry.get_sample_value("prescaler_replicas_errors_total", {"error": "QueryShapeError"}) == 4
+    # The signal itself was read fine.
+    assert (
+        registry.get_sample_value(
+            "prescaler_source_errors_total", {"source": "prometheus", "error": "QueryShapeError"}
+        )
+        is None
     )
-    assert errors == 4
+
+
+async def test_an_empty_replicas_result_is_unknown_not_zero_replicas(
+    taxi: Taxi, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    mistyped = 'kube_deployment_status_replicas{deployment="taxy"}'  # matches nothing
+    refresher, registry = _refresher(taxi, client, clock, "predictive", replicasQuery=mistyped)
+    decisions = await _decisions(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 3)
+    assert [d.reason for d in decisions if "+" in d.reason] == []
+    assert "returned no series" in caplog.text
+    assert registry.get_sample_value("prescaler_replicas_errors_total", {"error": "NullValueError"}) == 3

@@ -64,8 +64,13 @@ def _parse(**meta: str) -> TriggerConfig:
             'kube_deployment_status_replicas{deployment="vllm"}',
             id="replicas-query",
         ),
-        pytest.param({}, "hpa_tolerance", 0.1, id="tolerance-default"),
-        pytest.param({"hpaTolerance": "0.05"}, "hpa_tolerance", 0.05, id="tolerance"),
+        pytest.param({}, "tolerance", 0.1, id="tolerance-default"),
+        pytest.param(
+            {"mode": "shadow", "replicasQuery": "kube_deployment_status_replicas", "hpaTolerance": "0.05"},
+            "tolerance",
+            0.05,
+            id="tolerance",
+        ),
         pytest.param(
             {"scalerAddress": "prescaler:9090", "enableTLS": "true"}, "mode", "reactive", id="keda-keys"
         ),
@@ -120,10 +125,15 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
         ),
         pytest.param(
             {"replicasQuery": "kube_deployment_status_replicas"},
-            ["`replicasQuery` needs source `prometheus` and mode `predictive`"],
+            ["`replicasQuery` needs source `prometheus` and mode `predictive` or `shadow`"],
             id="replicas-query-reactive",
         ),
         pytest.param({"hpaTolerance": "1.5"}, ["`hpaTolerance`: `1.5`", "[0, 1)"], id="tolerance-range"),
+        pytest.param(
+            {"mode": "predictive", "hpaTolerance": "0.1"},
+            ["`hpaTolerance` only applies with `replicasQuery`"],
+            id="tolerance-alone",
+        ),
         pytest.param(
             {"mode": "predictive", "leadTime": "2h"},
             ["`leadTime` (2h) must be at most 1h"],

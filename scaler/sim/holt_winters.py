@@ -6,11 +6,14 @@ as is: no ensemble, no conformal margin, no level correction from the fine sampl
 ETS only fits seasons of up to 24 steps, so the daily season is fitted at one-hour steps (24 per day);
 the hourly path is interpolated through the bins' centres as `forecasting.finescale` does.
 
-Everything else (sampling per step, Little's law, `scaler.policy.decide`) is `Predictive`'s.
+Everything else (sampling per step, Little's law, `scaler.policy.decide`) is `Predictive`'s, with
+the plain HPA those projects drive: no `replicasQuery`, so its default `threshold` is 0.9 x a
+replica's concurrency (`scaler.sim.predictive.THRESHOLD_SHARE_BLIND`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -83,6 +86,7 @@ def _forecast(y: FloatArray, steps: int) -> FloatArray:
 
 
 def holt_winters(past: Trace | None, settings: PredictiveSettings | None = None) -> PolicyFactory:
-    """The Holt-Winters baseline with `predictive`'s settings (its `quantile` is not used)."""
-    chosen = settings or PredictiveSettings()
+    """The Holt-Winters baseline with `predictive`'s settings, without the replicas (its `quantile`
+    is not used)."""
+    chosen = dataclasses.replace(settings or PredictiveSettings(), replicas_known=False)
     return lambda scenario: HoltWintersPolicy(chosen.trigger(scenario), past=past, start_s=scenario.start_s)

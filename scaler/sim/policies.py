@@ -12,7 +12,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scaler.policy import past_tolerance
-from scaler.sim.autoscaler import ScalingConfig, rate_limit
+from scaler.sim.autoscaler import ScalingConfig, hpa_desired, rate_limit
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.interface import Metric, PolicyFactory, Scenario, Signals
 
@@ -117,7 +117,12 @@ class Oracle:
     def metric(self, now_s: float) -> Metric:
         """Replicas planned for now (target 1)."""
         tick = min(max(0, round((now_s - self._start_s) / self._tick_s)), len(self._plan) - 1)
-        value = past_tolerance(float(self._plan[tick]), self.target, self._replicas, self._tolerance)
+        planned, current = self._plan[tick], self._replicas
+        value = float(planned)
+        # Only where this HPA would keep fewer: the plan is exact, and `past_tolerance` also raises a
+        # ratio of exactly 1 + tolerance, which the float arithmetic modelled here lets through.
+        if current > 0 and hpa_desired(value, self.target, current, self._tolerance) < planned:
+            value = past_tolerance(value, self.target, current, self._tolerance)
         return Metric(value, self._wake[tick] > 0)
 
 
