@@ -259,7 +259,8 @@ def _load(args: argparse.Namespace) -> Trace:
     )
 
 
-def _setup(args: argparse.Namespace) -> Setup:
+def setup_from_args(args: argparse.Namespace) -> Setup:
+    """The comparison's settings from the parsed `simulate` arguments."""
     cluster = ClusterConfig(
         concurrency=args.concurrency,
         service_time_s=args.service_time,
@@ -328,7 +329,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return code
 
     try:
-        setup = _setup(args)
+        setup = setup_from_args(args)
         for out in (args.json, args.plot):
             if out is not None:
                 out.parent.mkdir(parents=True, exist_ok=True)

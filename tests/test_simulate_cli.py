@@ -13,7 +13,7 @@ import pytest
 import scaler
 from scaler.sim.compare import demand_at_step, split
 from scaler.sim.interface import Scenario
-from scaler.simulate_cli import _setup, add_parser
+from scaler.simulate_cli import add_parser, setup_from_args
 from scaler.traces import Trace, load_trace
 from tests.prometheus_server import LoadedPrometheus
 
@@ -186,7 +186,7 @@ def test_the_replicas_query_sets_predictives_default_threshold(
     parser = argparse.ArgumentParser(prog="prescaler")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "out.json", *flags])
-    setup = _setup(args)
+    setup = setup_from_args(args)
     scenario = Scenario(0.0, 5.0, np.zeros(4), setup.cluster, setup.scaling)
     trigger = setup.settings.trigger(scenario)
     assert (trigger.threshold, trigger.replicas_query) == (threshold, replicas_query)

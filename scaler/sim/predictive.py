@@ -15,9 +15,9 @@ Only the clock and the data path differ from the live refresher:
   by Little's law (in flight = rate x time in service) with `serviceTime`, or with the time in
   service measured from the two signals (`scaler.leadtime.service_time_s`), plus the Poisson spread
   of requests in service (`scaler.leadtime.in_flight_bound`), as the live predictor does.
-- With `replicasQuery`, each decision sees the Deployment's replicas at its sample, as the
-  refresher reads them, and is raised past the HPA's tolerance when it needs more
-  (`scaler.policy.past_tolerance`).
+- With `replicasQuery`, each decision sees the Deployment's replicas at its sample and is raised
+  past the HPA's tolerance when it needs more (`scaler.policy.past_tolerance`). The count is exact
+  and current; live, kube-state-metrics' scrape can be a scrape interval behind a scale event.
 """
 
 from __future__ import annotations
