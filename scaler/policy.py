@@ -62,17 +62,20 @@ def decide(
 def past_tolerance(value: float, threshold: float, replicas: int, tolerance: float) -> float:
     """`value`, or, when it needs more than `replicas` replicas of `threshold` each but its ratio to
     them is within the HPA's `tolerance` (so the HPA would keep `replicas`), the smallest value in
-    KEDA's 3 decimals whose ratio is surely past 1 + `tolerance`.
+    KEDA's thousandths whose ratio is surely past 1 + `tolerance`.
 
-    Worked in thousandths, as KEDA rounds the value and the target before the HPA sees them. A ratio
-    of exactly 1 + `tolerance` counts as within (Kubernetes 1.33+ compares inclusively; older
-    versions' float arithmetic may not), so the HPA then asks ceil(replicas x (1 + tolerance)) or one
-    more: at 10 replicas and the default tolerance, 11 cannot be asked for and 12 it is.
+    Worked in thousandths, as KEDA hands the HPA milli-quantities: older KEDA truncates (`int64(v *
+    1000)`), newer rounds (`%.3f`), so a value is taken to need more if it does either way, and the
+    raised value is the same thousandth either way. A ratio of exactly 1 + `tolerance` counts as
+    within (Kubernetes 1.33+ compares inclusively; older versions' float arithmetic may not), so the
+    HPA then asks ceil(replicas x (1 + tolerance)) or one more: at 10 replicas and the default
+    tolerance, 11 cannot be asked for and 12 it is.
     """
-    if replicas <= 0 or not math.isfinite(value):
+    if replicas <= 0 or not math.isfinite(value) or value <= 0:
         return value
-    usage, per_replica = round(value * 1000), max(round(threshold * 1000), 1)
-    if usage <= replicas * per_replica:
+    per_replica = max(round(threshold * 1000), 1)
+    if round(value * 1000) <= replicas * min(int(threshold * 1000), per_replica):
         return value  # no more replicas needed
     past = math.floor(round(replicas * per_replica * (1 + tolerance), 6)) + 1
-    return past / 1000 if usage < past else value
+    # A quarter of a thousandth above `past`: truncated and rounded alike to `past`.
+    return (past + 0.25) / 1000 if int(value * 1000) < past else value

@@ -220,7 +220,10 @@ class TriggerConfig:
         if self.rate_query is not None and self.source != "prometheus":
             problems.append("`rateQuery` needs source `prometheus`")
         if self.replicas_query is not None and (self.source != "prometheus" or self.mode == "reactive"):
-            problems.append("`replicasQuery` needs source `prometheus` and mode `predictive` or `shadow`")
+            problems.append(
+                "`replicasQuery` needs source `prometheus` and mode `predictive` or `shadow`; "
+                f"got source `{self.source}`, mode `{self.mode}`"
+            )
         if self.hpa_tolerance is not None and self.replicas_query is None:
             problems.append("`hpaTolerance` only applies with `replicasQuery`")
         if self.service_time_s is not None and self.rate_query is None:

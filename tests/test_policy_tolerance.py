@@ -19,14 +19,15 @@ CONFIG = parse_trigger(PREDICTIVE)
 @pytest.mark.parametrize(
     ("value", "replicas", "expected"),
     [
-        pytest.param(84.0, 10, 88.001, id="10.5 replicas' worth at 10: just past 1.1 x 10 x 8"),
-        pytest.param(60.0, 7, 61.601, id="7.5 at 7: past 7.7, so 8"),
+        pytest.param(84.0, 10, 88.00125, id="10.5 replicas' worth at 10: just past 1.1 x 10 x 8"),
+        pytest.param(60.0, 7, 61.60125, id="7.5 at 7: past 7.7, so 8"),
         pytest.param(89.0, 10, 89.0, id="beyond the tolerance already: as is"),
         pytest.param(80.0, 10, 80.0, id="exactly the replicas' worth: no replica needed"),
         pytest.param(70.0, 10, 70.0, id="below: scale-down is left to the HPA"),
         pytest.param(5.0, 0, 5.0, id="at zero replicas activation scales from zero"),
-        pytest.param(88.0, 10, 88.001, id="exactly 1.1: within for Kubernetes 1.33+, so raised"),
+        pytest.param(88.0, 10, 88.00125, id="exactly 1.1: within for Kubernetes 1.33+, so raised"),
         pytest.param(80.0001, 10, 80.0001, id="KEDA sends 80.000: no replica needed"),
+        pytest.param(88.0006, 10, 88.00125, id="88.001 rounded but 88.000 truncated: raised"),
     ],
 )
 def test_past_tolerance_by_hand(value: float, replicas: int, expected: float) -> None:
@@ -40,13 +41,17 @@ def test_the_hpa_then_adds_the_replica_it_ignored() -> None:
 
 
 def _within(value: float, threshold: float, replicas: int, tolerance: float) -> bool:
-    """The HPA's tolerance check on what KEDA sends (3 decimals), both ends included."""
-    usage, per_replica = round(value * 1000), max(round(threshold * 1000), 1)
-    return abs(usage / (per_replica * replicas) - 1.0) <= tolerance + 1e-12
+    """The HPA's tolerance check on what KEDA sends, both ends included, whether KEDA truncates its
+    thousandths (older) or rounds them (newer)."""
+    return any(
+        abs(milli(value) / (max(milli(threshold), 1) * replicas) - 1.0) <= tolerance + 1e-12
+        for milli in (lambda x: int(x * 1000), lambda x: round(x * 1000))
+    )
 
 
 @example(value=3.6664, threshold=3.3333, replicas=1, tolerance=0.1)  # KEDA sends 3.666: 2 replicas' worth
 @example(value=88.0, threshold=8.0, replicas=10, tolerance=0.1)  # exactly 1.1
+@example(value=60.0, threshold=1.0, replicas=59, tolerance=0.1)  # 64.901 would truncate to 64.900
 @given(
     value=st.floats(min_value=0.0, max_value=1e6),
     threshold=st.floats(min_value=0.001, max_value=1e3),
@@ -74,7 +79,7 @@ def test_decide_raises_only_with_replicas_and_says_so() -> None:
     blind = decide(0.0, 50.0, CONFIG, 84.0)
     assert (blind.value, blind.reason) == (84.0, "forecast")
     known = decide(0.0, 50.0, CONFIG, 84.0, replicas=10)
-    assert known.value == pytest.approx(88.001) and known.reason == "forecast+tolerance"
+    assert known.value == pytest.approx(88.00125) and known.reason == "forecast+tolerance"
     observed = decide(0.0, 84.0, CONFIG, None, replicas=10)
     assert observed.reason == "observed+tolerance" and observed.observed == 84.0
     prometheus = {"serverAddress": "http://prometheus:9090", "query": "q", "replicasQuery": "r"}

@@ -160,7 +160,7 @@ async def test_values_within_the_hpas_tolerance_are_raised_past_it(
         within = replicas * THRESHOLD < decision.value <= replicas * 1.1 * THRESHOLD
         assert not within, f"{decision}: the HPA would keep {replicas} replicas"
         if decision in raised:
-            assert decision.value == math.floor(replicas * 1.1 * THRESHOLD * 1000 + 1) / 1000
+            assert decision.value == (math.floor(round(replicas * THRESHOLD * 1000 * 1.1, 6)) + 1.25) / 1000
 
 
 async def test_unreadable_replicas_leave_the_value_unraised_and_are_logged(

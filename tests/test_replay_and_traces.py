@@ -9,8 +9,7 @@ import pytest
 
 from scaler.errors import ConfigError, NullValueError
 from scaler.settings import BUNDLED_TRACES, Settings
-from scaler.sources import replay
-from scaler.sources.replay import ReplaySource, resolve_inside
+from scaler.sources.replay import ReplaySource, TraceCache, resolve_inside
 from scaler.traces import Trace, TraceError, load_trace, parse_timestamp, regrid
 from scaler.trigger import parse_trigger
 
@@ -54,23 +53,21 @@ async def test_replay_gap_with_ignore_null_values_false(tmp_path: Path) -> None:
     assert (await lenient.sample()).value == 0.0
 
 
-async def test_targets_replaying_one_file_share_one_parse_until_it_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_targets_replaying_one_file_share_one_parse_until_it_changes(tmp_path: Path) -> None:
     parsed: list[Path] = []
 
     def counting(path: Path) -> Trace:
         parsed.append(path)
         return load_trace(path)
 
-    monkeypatch.setattr(replay, "load_trace", counting)
+    traces = TraceCache(load=counting)
     path = tmp_path / "shared.csv"
     path.write_text("timestamp,value\n0,1\n60,2\n")
     for _ in range(3):
-        assert (await ReplaySource(path, clock=lambda: 60.0).sample()).value == 2.0
+        assert (await ReplaySource(path, clock=lambda: 60.0, traces=traces).sample()).value == 2.0
     assert parsed == [path]
     path.write_text("timestamp,value\n0,1\n60,5\n120,6\n")  # changed on disk: parsed again
-    assert (await ReplaySource(path, clock=lambda: 60.0).sample()).value == 5.0
+    assert (await ReplaySource(path, clock=lambda: 60.0, traces=traces).sample()).value == 5.0
     assert parsed == [path, path]
 
 

@@ -26,28 +26,36 @@ from scaler.sources.base import Sample, Series
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import TriggerConfig
 
-# Parsed traces kept for reuse, by (path, modification time, size): a few files serve many targets.
-PARSED_TRACES = 8
-_parsed: OrderedDict[tuple[Path, int, int], Trace] = OrderedDict()
-_parsed_lock = threading.Lock()
+
+class TraceCache:
+    """Parsed trace files by (path, modification time, size), the `size` most recently used: a few
+    files serve many targets. Thread-safe; the arrays are shared, so callers must not modify them."""
+
+    def __init__(self, size: int = 8, load: Callable[[Path], Trace] = load_trace) -> None:
+        self._size = size
+        self._load = load
+        self._parsed: OrderedDict[tuple[Path, int, int], Trace] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> Trace:
+        """The parsed trace at `path`, parsed again only when the file has changed."""
+        stat = path.stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            trace = self._parsed.get(key)
+            if trace is not None:
+                self._parsed.move_to_end(key)
+                return trace
+        trace = self._load(path)
+        with self._lock:
+            self._parsed[key] = trace
+            while len(self._parsed) > self._size:
+                self._parsed.popitem(last=False)
+        return trace
 
 
-def load_shared(path: Path) -> Trace:
-    """`load_trace(path)`, parsed once while the file is unchanged (thread-safe; the arrays are
-    shared, so callers must not modify them)."""
-    stat = path.stat()
-    key = (path, stat.st_mtime_ns, stat.st_size)
-    with _parsed_lock:
-        trace = _parsed.get(key)
-        if trace is not None:
-            _parsed.move_to_end(key)
-            return trace
-    trace = load_trace(path)
-    with _parsed_lock:
-        _parsed[key] = trace
-        while len(_parsed) > PARSED_TRACES:
-            _parsed.popitem(last=False)
-    return trace
+SHARED_TRACES = TraceCache()
+"""The process's replay sources share this cache (the scaler's default)."""
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
@@ -72,8 +80,10 @@ class ReplaySource:
         speed: float = 1.0,
         ignore_null_values: bool = True,
         clock: Callable[[], float] = time.time,
+        traces: TraceCache = SHARED_TRACES,
     ) -> None:
         self.path = path
+        self._traces = traces
         self.speed = speed
         self.ignore_null_values = ignore_null_values
         self._clock = clock
@@ -88,7 +98,7 @@ class ReplaySource:
     async def _loaded(self) -> Trace:
         if self._trace is None:
             try:
-                self._trace = await asyncio.to_thread(load_shared, self.path)
+                self._trace = await asyncio.to_thread(self._traces.get, self.path)
             except (TraceError, OSError) as exc:
                 raise SourceUnreachable(f"replay trace {self.path}: {exc}") from exc
         return self._trace
