@@ -201,6 +201,13 @@ def test_settings_become_a_predictive_rate_trigger(
         assert getattr(config, name) == value
 
 
+def test_the_trigger_raises_past_the_simulated_hpas_own_tolerance() -> None:
+    loose = Scenario(0.0, 5.0, np.zeros(10), CLUSTER, ScalingConfig(tolerance=0.05))
+    assert PredictiveSettings().trigger(loose).tolerance == 0.05
+    default = Scenario(0.0, 5.0, np.zeros(10), CLUSTER, ScalingConfig())
+    assert PredictiveSettings().trigger(default).tolerance == ScalingConfig().tolerance == 0.1
+
+
 def test_the_trigger_is_validated_by_the_scalers_parser() -> None:
     with pytest.raises(ConfigError, match="quantile"):
         trigger_config(threshold=8.0, lead_time_s=180.0, quantile=1.5)

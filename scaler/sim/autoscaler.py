@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from scaler.trigger import HPA_TOLERANCE
+
 
 @dataclass(frozen=True, slots=True)
 class ScalingPolicy:
@@ -69,7 +71,7 @@ class ScalingConfig:
     hpa_sync_s: float = 15.0
     """The HPA controller's sync period (`--horizontal-pod-autoscaler-sync-period`)."""
 
-    tolerance: float = 0.1
+    tolerance: float = HPA_TOLERANCE
     """The HPA's tolerance: no change while the usage ratio is within 1 +/- this."""
 
     scale_up: ScalingRules = SCALE_UP

@@ -46,7 +46,7 @@ from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
 from scaler.sim.interface import PolicyFactory, Scenario, Signals
 from scaler.traces import Trace
-from scaler.trigger import TriggerConfig, parse_trigger
+from scaler.trigger import HPA_TOLERANCE, TriggerConfig, parse_trigger
 from scaler.units import format_duration
 
 # The trigger's Prometheus fields must be set for `rateQuery` to be accepted; nothing is queried.
@@ -72,13 +72,16 @@ def trigger_config(
     seasonality: str = "daily,weekly",
     activation_threshold: float = 0.0,
     replicas_known: bool = True,
+    hpa_tolerance: float = HPA_TOLERANCE,
 ) -> TriggerConfig:
     """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
     the scaler's own parser (so its validation applies); `service_time_s` None: measured;
-    `replicas_known`: with a `replicasQuery`."""
+    `replicas_known`: with a `replicasQuery`, and `hpaTolerance` when not the HPA's default."""
     queries = dict(SIMULATED_QUERIES)
     if not replicas_known:
         del queries["replicasQuery"]
+    elif hpa_tolerance != HPA_TOLERANCE:
+        queries["hpaTolerance"] = repr(float(hpa_tolerance))
     metadata = {
         "mode": "predictive",
         "serverAddress": SIMULATED_ADDRESS,
@@ -253,6 +256,7 @@ class PredictiveSettings:
             service_time_s=None if self.measure_service_time else cluster.service_time_s,
             step_s=self.step_s,
             replicas_known=self.replicas_known,
+            hpa_tolerance=scenario.scaling.tolerance,
         )
 
 
