@@ -7,7 +7,8 @@ The tree::
     ├── SourceError                 the load signal could not be read -> UNAVAILABLE
     │   ├── SourceUnreachable       connection refused, DNS, TLS
     │   ├── SourceTimeout           no answer within the trigger's `timeout`
-    │   ├── SourceResponseError     HTTP error status or a body that is not the expected JSON
+    │   ├── SourceResponseError     HTTP error status, a body over the limits or not the expected JSON
+    │   ├── StaleSample             the server's sample timestamp is older than max age
     │   └── NullValueError          empty / NaN / Inf result with ignoreNullValues=false
     ├── QueryShapeError             the query returned several series  -> FAILED_PRECONDITION
     └── NotReady                    no trustworthy value to answer with -> UNAVAILABLE
@@ -48,6 +49,10 @@ class SourceTimeout(SourceError):
 
 class SourceResponseError(SourceError):
     """The source answered, but with an error status or a body of the wrong shape."""
+
+
+class StaleSample(SourceError):
+    """The source answered with a sample whose timestamp is older than the max age."""
 
 
 class NullValueError(SourceError):

@@ -3,7 +3,10 @@
 StatsForecast's fitting holds the GIL: a refit in a thread of the server stalls every RPC for its
 duration, while in a separate process GetMetrics latency is unaffected. Workers are started with
 `spawn` (forking a process that runs gRPC is unsafe) at a lower CPU priority, so that on a node short
-of cores the answers to KEDA come before the fits. A semaphore of the pool's size queues refits,
+of cores the answers to KEDA come before the fits. Workers die with the server: `close()` kills
+them (a running fit is abandoned rather than waited for), and on Linux each asks the kernel to kill
+it when its parent dies, so a SIGKILLed server leaves no worker (nor, with them gone, the
+multiprocessing resource tracker) behind. A semaphore of the pool's size queues refits,
 so many targets due at once are fitted a few at a time instead of piling onto the executor.
 """
 
@@ -11,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import NamedTuple
@@ -34,8 +41,22 @@ WORKER_NICENESS = 10
 """Workers run at a lower CPU priority: on a busy node the scheduler serves the RPCs first."""
 
 
-def _lower_priority() -> None:
-    # Runs once in each worker; a container that forbids it keeps the default priority.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _start_worker(parent_pid: int) -> None:
+    # Runs once in each worker; a container that forbids a lower priority keeps the default one.
+    _die_with(parent_pid)
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
 
@@ -63,7 +84,8 @@ class ForecastPool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)
@@ -77,7 +99,16 @@ class ForecastPool:
             return await loop.run_in_executor(executor, fit_job, forecaster, series, self.budget_s)
 
     def close(self) -> None:
-        """Stop the workers (running fits are abandoned)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Stop the workers now: queued fits are cancelled, running ones die with their process."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # The executor's processes (a private attribute until Python 3.14's terminate_workers()).
+        processes = list(getattr(executor, "_processes", {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.join(timeout=1.0)

@@ -50,7 +50,11 @@ class History:
         self._values[step % self.capacity] = value
 
     def extend(self, at_s: npt.NDArray[np.float64], values: npt.NDArray[np.float64]) -> None:
-        """Append many samples in time order (a bootstrap from a range query)."""
+        """Append many samples in time order (a bootstrap from a range query). Only those that can
+        still be in the window are appended: a long bootstrap costs the window's size, not its own."""
+        if at_s.size and at_s.size == values.size:
+            recent = at_s > at_s[-1] - self.capacity * self.step_s
+            at_s, values = at_s[recent], values[recent]
         for at, value in zip(at_s.tolist(), values.tolist(), strict=True):
             self.append(at, value)
 

@@ -91,6 +91,11 @@ class Predictor:
     def fitted(self) -> bool:
         return self._fitted
 
+    @property
+    def model(self) -> str:
+        """The model of the last successful fit (`` before the first)."""
+        return self._announced_model
+
     def maybe_refit(self, now_s: float) -> None:
         """Start a refit in the background when one is due and none is running."""
         if self._fitting is None and now_s >= self._next_fit_s:
@@ -108,12 +113,11 @@ class Predictor:
             if not self._fitted:
                 # Bootstrap: the fine history starts with what the source already has.
                 self.demand_history.extend(series.at_s, series.values)
-            config = self._forecaster.config
-            coarse = prepare(
-                series.at_s,
-                series.values,
-                coarse_step_s(self.config),
-                season_steps=config.season_steps(coarse_step_s(self.config)),
+            step_s = coarse_step_s(self.config)
+            season_steps = self._forecaster.config.season_steps(step_s)
+            # Up to MAX_HISTORY_POINTS samples: binned in a thread, not on the event loop.
+            coarse = await asyncio.to_thread(
+                prepare, series.at_s, series.values, step_s, season_steps=season_steps
             )
             outcome = await self._pool.fit(self._forecaster, coarse)
         except (PrescalerError, OSError, RuntimeError, ValueError) as exc:

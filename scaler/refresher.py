@@ -44,6 +44,11 @@ class TargetKey(NamedTuple):
         return f"{self.namespace}/{self.name}#{self.digest[:8]}"
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: those are shown as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 class _TargetLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: str, kwargs: object) -> tuple[str, object]:  # type: ignore[override]
         return f"[{self.extra['target'] if self.extra else '?'}] {msg}", kwargs
@@ -86,6 +91,7 @@ class Refresher:
         self._log = _TargetLog(logger, {"target": str(key)})
         self.predictor: Predictor | None = None
         self._bound_reason = ""
+        self._bound: Bound | None = None
         if config.mode != "reactive":
             if pool is None:
                 raise ValueError(f"mode {config.mode} needs a forecast pool")
@@ -125,6 +131,35 @@ class Refresher:
             )
         return decision
 
+    def describe(self) -> dict[str, object]:
+        """This target for the `/targets` debug view: what is served and why. O(1), JSON-ready."""
+        decision, bound, now = self._decision, self._bound, self._wall()
+        try:
+            served: float | None = self.current().value
+            unavailable = None
+        except PrescalerError as exc:
+            served, unavailable = None, f"{type(exc).__name__}: {exc}"
+        return {
+            "namespace": self.key.namespace,
+            "name": self.key.name,
+            "digest": self.key.digest[:12],
+            "metric": self.config.metric_name,
+            "mode": self.config.mode,
+            "source": self.config.source,
+            "observed": _finite(decision.observed) if decision else None,
+            "bound": _finite(bound.value) if bound else None,
+            "served": served,
+            "active": decision.active if decision and unavailable is None else None,
+            "reason": decision.reason if decision else None,
+            "unavailable": unavailable,
+            "model": (self.predictor.model or None) if self.predictor else None,
+            "forecast": bound.reason if bound else None,
+            "last_error": str(self._error) if self._error is not None else None,
+            "replicas_error": self._replicas_error or None,
+            "decision_age_s": round(now - decision.at_s, 3) if decision else None,
+            "max_age_s": self.max_age_s,
+        }
+
     async def first_attempt(self) -> None:
         """Wait until the first read has finished, successfully or not."""
         await self._attempted.wait()
@@ -140,11 +175,16 @@ class Refresher:
             sample = await self.source.sample()
             rate = await self.rate_source.sample() if self.rate_source is not None else None
         except (SourceError, QueryShapeError) as exc:
-            self._telemetry.source_errors.labels(source_kind, type(exc).__name__).inc()
-            if self._error is None or str(self._error) != str(exc):
-                self._log.warning("reading the signal failed: %s", exc)
-            self._error = exc
-            self._wake()
+            self._failed(exc)
+            return
+        except Exception as exc:
+            # A source bug, or an input no check foresaw: answered as UNAVAILABLE with its class,
+            # never as a first read that seems to run forever. Logged with its traceback once.
+            if not isinstance(self._error, SourceError) or not str(self._error).endswith(type(exc).__name__):
+                self._log.exception("reading the signal failed unexpectedly")
+            self._failed(
+                SourceError(f"{self.key}: reading the signal failed unexpectedly: {type(exc).__name__}")
+            )
             return
         finally:
             self._attempted.set()
@@ -159,6 +199,13 @@ class Refresher:
         self._record(
             self._decide(sample.at_s, sample.value, rate.value if rate is not None else None, replicas)
         )
+
+    def _failed(self, exc: SourceError | QueryShapeError) -> None:
+        self._telemetry.source_errors.labels(self.config.source, type(exc).__name__).inc()
+        if self._error is None or str(self._error) != str(exc):
+            self._log.warning("reading the signal failed: %s", exc)
+        self._error = exc
+        self._wake()
 
     async def _replicas(self) -> int | None:
         """The workload's current replicas (`replicasQuery`); None when unset or unreadable."""
@@ -187,7 +234,7 @@ class Refresher:
             return decide(at_s, observed, self.config)
         predictor.accuracy.actual(at_s, observed if rate is None else rate)
         predictor.maybe_refit(at_s)
-        bound = predictor.bound(at_s, self.history)
+        bound = self._bound = predictor.bound(at_s, self.history)
         self._export_forecast(bound, predictor)
         if bound.reason != self._bound_reason:
             self._log.info("forecast: %s", bound.reason)

@@ -2,7 +2,8 @@
 
 A target starts lazily on the first RPC that names it (KEDA calls GetMetricSpec first), is
 refreshed in the background by its Refresher, and is dropped after `idle_evict_s` without an RPC.
-Metadata is parsed once per distinct map; a bad map is remembered as its ConfigError.
+Metadata is parsed once per distinct map; a bad map is remembered as its ConfigError, whose text is
+bounded (values are quoted truncated), so the cache's memory is bounded too.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from scaler.errors import ConfigError, WarmingUp
+from scaler.errors import ConfigError, SourceError, WarmingUp
 from scaler.forecast_pool import ForecastPool
 from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
 from scaler.settings import Settings
 from scaler.sources.base import Source
-from scaler.sources.catalog import open_source
+from scaler.sources.catalog import SourceCatalog, SourceFactory
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig, parse_trigger
 
 logger = logging.getLogger(__name__)
 
 PARSE_CACHE_SIZE = 4096
-SourceFactory = Callable[[TriggerConfig, Settings], Source]
 
 
 def metadata_digest(metadata: Mapping[str, str]) -> str:
@@ -41,7 +41,7 @@ def metadata_digest(metadata: Mapping[str, str]) -> str:
 
 
 def open_sources(
-    config: TriggerConfig, settings: Settings, factory: SourceFactory = open_source
+    config: TriggerConfig, settings: Settings, factory: SourceFactory, namespace: str = ""
 ) -> tuple[Source, Source | None, Source | None]:
     """The trigger's sources: its `query`, its `rateQuery` and, in predictive mode, its
     `replicasQuery` (the latter two None when unset), all on the same server with the same options."""
@@ -50,12 +50,14 @@ def open_sources(
         if query is None:
             return None
         return factory(
-            dataclasses.replace(config, query=query, ignore_null_values=ignore_null_values), settings
+            dataclasses.replace(config, query=query, ignore_null_values=ignore_null_values),
+            settings,
+            namespace,
         )
 
     # The replicas only refine predictive answers; an empty result is unknown, not 0 replicas.
     replicas = side(config.replicas_query, False) if config.mode == "predictive" else None
-    return factory(config, settings), side(config.rate_query), replicas
+    return factory(config, settings, namespace), side(config.rate_query), replicas
 
 
 class _Tracked:
@@ -76,7 +78,7 @@ class Registry:
         settings: Settings,
         telemetry: Telemetry,
         *,
-        source_factory: SourceFactory = open_source,
+        source_factory: SourceFactory | None = None,
         pool: ForecastPool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -84,6 +86,10 @@ class Registry:
         self._pool = pool
         self._settings = settings
         self._telemetry = telemetry
+        # The production catalog is owned (and closed) here; an injected factory belongs to its caller.
+        self._catalog: SourceCatalog | None = None
+        if source_factory is None:
+            source_factory = self._catalog = SourceCatalog(settings)
         self._source_factory = source_factory
         self._clock = clock
         self._wall = wall
@@ -99,7 +105,7 @@ class Registry:
         parsed = self._parsed.get(digest)
         if parsed is None:
             try:
-                parsed = parse_trigger(metadata)
+                parsed = parse_trigger(metadata, max_history_s=self._settings.max_history_s)
             except ConfigError as exc:
                 parsed = exc
             self._parsed[digest] = parsed
@@ -118,7 +124,14 @@ class Registry:
         tracked = self._targets.get(key)
         now = self._clock()
         if tracked is None:
-            source, rate_source, replicas_source = open_sources(config, self._settings, self._source_factory)
+            try:
+                source, rate_source, replicas_source = open_sources(
+                    config, self._settings, self._source_factory, namespace
+                )
+            except ValueError as exc:
+                raise ConfigError([str(exc)]) from exc
+            except OSError as exc:
+                raise SourceError(f"{key}: cannot open its source: {exc}") from exc
             refresher = Refresher(
                 key,
                 config,
@@ -171,6 +184,27 @@ class Registry:
             tracked.leases -= 1
             tracked.last_access_s = self._clock()
 
+    def describe(
+        self, namespace: str | None = None, name: str | None = None, limit: int = 1000
+    ) -> dict[str, object]:
+        """The `/targets` debug view: each tracked target (optionally only those of `namespace`
+        and/or `name`) as `Refresher.describe` shows it, at most `limit` of them; O(targets)."""
+        now = self._clock()
+        shown: list[dict[str, object]] = []
+        matched = 0
+        for key, tracked in self._targets.items():
+            if namespace is not None and key.namespace != namespace:
+                continue
+            if name is not None and key.name != name:
+                continue
+            matched += 1
+            if len(shown) < limit:
+                view = tracked.refresher.describe()
+                view["since_last_rpc_s"] = round(now - tracked.last_access_s, 3)
+                view["open_streams"] = tracked.leases
+                shown.append(view)
+        return {"tracked": len(self._targets), "matched": matched, "shown": len(shown), "targets": shown}
+
     async def evict_idle(self) -> int:
         """Drop targets without an RPC or open stream for `idle_evict_s`; returns how many."""
         limit = self._clock() - self._settings.idle_evict_s
@@ -197,6 +231,8 @@ class Registry:
         self._telemetry.tracked_targets.set(len(self._targets))
 
     async def aclose(self) -> None:
-        """Stop every refresher and close every source."""
+        """Stop every refresher and close every source, then the shared HTTP clients."""
         for key in list(self._targets):
             await self._drop(key)
+        if self._catalog is not None:
+            await self._catalog.aclose()

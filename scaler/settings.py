@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scaler.cgroup import default_forecast_workers
+from scaler.trigger import MAX_HISTORY_S
 from scaler.units import parse_duration_s
 
 BUNDLED_TRACES = Path(__file__).parent / "traces"
@@ -29,10 +30,13 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PrometheusCredentials:
-    """Credentials for one Prometheus origin; sent to that origin (scheme, host, port) and no other."""
+    """Credentials for one Prometheus server: sent only to its origin (scheme, host, port) and path,
+    only with its two query endpoints, and only for triggers of the namespaces it names."""
 
     server_address: str
-    """The origin they belong to, e.g. `https://prometheus.monitoring:9090`."""
+    """The server they belong to, e.g. `https://prometheus.monitoring:9090` or, behind a proxy,
+    `https://gateway.example/prometheus`: a trigger's `serverAddress` must name the same origin and
+    path for them to be used."""
     bearer_token_file: Path | None = None
     """File holding a bearer token; read on each request so that rotated tokens are picked up."""
     username: str | None = None
@@ -41,11 +45,26 @@ class PrometheusCredentials:
     """File holding the basic-auth password."""
     ca_file: Path | None = None
     """PEM bundle to verify the server's certificate with."""
+    namespaces: tuple[str, ...] | None = None
+    """Namespaces whose ScaledObjects may use these credentials; None: every namespace."""
 
     @property
     def origin(self) -> str:
         """The origin these credentials may be sent to, normalised as `origin_of` does."""
         return origin_of(self.server_address)
+
+    @property
+    def path(self) -> str:
+        """The path prefix these credentials may be sent under, without a trailing `/`."""
+        return path_of(self.server_address)
+
+    def serves(self, server_address: str, namespace: str) -> bool:
+        """Whether a trigger of `namespace` reading `server_address` may use these credentials."""
+        return (
+            origin_of(server_address) == self.origin
+            and path_of(server_address) == self.path
+            and (self.namespaces is None or namespace in self.namespaces)
+        )
 
 
 def origin_of(url: str) -> str:
@@ -54,6 +73,11 @@ def origin_of(url: str) -> str:
     scheme = (parts.scheme or "http").lower()
     port = parts.port or (443 if scheme == "https" else 80)
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def path_of(url: str) -> str:
+    """The URL's path without a trailing `/` (`` for the server's root)."""
+    return urlsplit(url).path.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +106,30 @@ class Settings:
         default=600.0, metadata={"help": "forget targets not asked about for this long"}
     )
     """Targets no RPC asked about for this long stop being polled and are dropped."""
+    drain_s: float = field(
+        default=5.0,
+        metadata={"help": "on SIGTERM, time health says NOT_SERVING while RPCs are still answered"},
+    )
+    """On SIGTERM health goes NOT_SERVING (and /healthz 503) at once, and for this long the server
+    keeps answering new and in-flight RPCs, so that probes and KEDA's connection move elsewhere
+    before anything is refused."""
     grace_s: float = field(default=10.0, metadata={"help": "time in-flight RPCs get on SIGTERM"})
-    """On SIGTERM: health goes NOT_SERVING, then in-flight RPCs get this long to finish."""
+    """After the drain, new RPCs are refused and in-flight RPCs get this long to finish."""
+    max_history_s: float = field(
+        default=MAX_HISTORY_S, metadata={"help": "longest `history` a trigger may ask for"}
+    )
+    """The longest `history` a predictive or shadow trigger may load; longer is INVALID_ARGUMENT."""
+    prometheus_max_body: int = field(
+        default=4 * 1024 * 1024, metadata={"help": "largest Prometheus response body read, in bytes"}
+    )
+    """A Prometheus answer with a longer body is refused (UNAVAILABLE naming the limit) before it is
+    held in memory; one series of 10,000 points is about 0.3 MiB."""
+    prometheus_max_connections: int = field(
+        default=8, metadata={"help": "concurrent requests to one Prometheus origin"}
+    )
+    """Requests in flight to one Prometheus origin (scheme, host, port) at most, for all targets
+    together: targets share one HTTP client per origin, TLS settings and credentials, and wait their
+    turn within their own `timeout`, so the scaler never floods a user's Prometheus."""
     replay_dir: Path = field(
         default=BUNDLED_TRACES, metadata={"help": "directory `source: replay` traces are read from"}
     )
@@ -91,12 +137,18 @@ class Settings:
     prometheus_credentials: Path | None = field(
         default=None, metadata={"help": "JSON file of Prometheus credentials per server address"}
     )
-    """JSON list of {serverAddress, bearerTokenFile, username, passwordFile, caFile} objects."""
+    """JSON list of {serverAddress, bearerTokenFile, username, passwordFile, caFile, namespaces}
+    objects; `namespaces` (a list) limits which ScaledObjects' triggers may use the entry."""
     forecast_workers: int = field(
-        default=max(1, (os.cpu_count() or 2) - 1),
-        metadata={"help": "worker processes that fit forecasting models (predictive/shadow triggers)"},
+        default_factory=default_forecast_workers,
+        metadata={
+            "help": "worker processes that fit forecasting models (predictive/shadow triggers)",
+            "default": "sized from the container's CPU and memory limits, ~300 MB each",
+        },
     )
-    """Model fitting runs in this many worker processes, never in the server's event loop."""
+    """Model fitting runs in this many worker processes, never in the server's event loop. The
+    default is one per CPU of the container's CPU limit less one, within its memory limit at ~300 MB
+    a worker (`scaler.cgroup`); the start-up log says what was read."""
     log_format: str = field(default="plain", metadata={"help": "plain or json"})
     """Log line format."""
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
@@ -115,6 +167,7 @@ _CREDENTIAL_KEYS = {
     "username": "username",
     "passwordFile": "password_file",
     "caFile": "ca_file",
+    "namespaces": "namespaces",
 }
 
 
@@ -136,8 +189,23 @@ def load_credentials(path: Path) -> tuple[PrometheusCredentials, ...]:
             raise SettingsError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_CREDENTIAL_KEYS)}")
         kwargs: dict[str, Any] = {}
         for key, name in _CREDENTIAL_KEYS.items():
-            if key in entry:
-                kwargs[name] = entry[key] if key in ("serverAddress", "username") else Path(entry[key])
+            if key not in entry:
+                continue
+            value = entry[key]
+            if key == "namespaces":
+                if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+                    raise SettingsError(f"{where}: `namespaces` must be a list of namespace names")
+                kwargs[name] = tuple(value)
+            elif not isinstance(value, str) or not value:
+                raise SettingsError(f"{where}: `{key}` must be a non-empty string")
+            else:
+                kwargs[name] = value if key in ("serverAddress", "username") else Path(value)
+        address = kwargs["server_address"]
+        parts = urlsplit(address)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise SettingsError(
+                f"{where}: `serverAddress` `{address}` must be an http(s) URL without ?query or #fragment"
+            )
         if ("username" in kwargs) != ("password_file" in kwargs):
             raise SettingsError(f"{where}: `username` and `passwordFile` go together")
         if "username" in kwargs and "bearer_token_file" in kwargs:
@@ -165,7 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             flag,
             dest=spec.name,
             default=None,
-            help=f"{spec.metadata['help']} (env {env}; default {spec.default})",
+            help=f"{spec.metadata['help']} (env {env}; default {spec.metadata.get('default', spec.default)})",
         )
 
 
@@ -198,6 +266,20 @@ def _check(settings: Settings) -> None:
     settings.credentials()
     if settings.log_format not in ("plain", "json"):
         raise SettingsError(f"--log-format: `{settings.log_format}` is not valid; expected plain or json")
+    if settings.max_history_s > MAX_HISTORY_S * 4:
+        raise SettingsError(f"--max-history: {settings.max_history_s:g}s is over the most supported, 140d")
+    if settings.prometheus_max_body < 64 * 1024:
+        raise SettingsError(
+            f"--prometheus-max-body: {settings.prometheus_max_body} must be at least 65536 bytes"
+        )
+    if not 1 <= settings.prometheus_max_connections <= 1024:
+        raise SettingsError(
+            f"--prometheus-max-connections: {settings.prometheus_max_connections} must be from 1 to 1024"
+        )
+    if not settings.replay_dir.is_dir():
+        raise SettingsError(
+            f"--replay-dir: `{settings.replay_dir}` is not a directory; replay triggers read traces from it"
+        )
     if settings.forecast_workers < 1:
         raise SettingsError(f"--forecast-workers: {settings.forecast_workers} must be at least 1")
     for name in ("grpc_port", "metrics_port"):

@@ -7,11 +7,18 @@ the key, the value and what was expected. Each field declares its key, default a
 
 Names and semantics mirror KEDA's Prometheus scaler (serverAddress, query, threshold, ...), so
 that moving a trigger from `type: prometheus` to `type: external` changes little.
+
+Every namespace that can create a ScaledObject can send this metadata, so everything is bounded
+before it is parsed: the number of keys, each key's and value's length (MAX_KEYS, MAX_KEY_CHARS,
+MAX_VALUE_CHARS and the tighter per-key limits below), every duration between a minimum and a
+maximum, every number within what KEDA's int64 fields and milli-quantities hold. Messages show
+values truncated (`shown`), so that a cached error holds bounded text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +29,10 @@ from scaler.errors import ConfigError
 from scaler.units import format_duration, parse_bool, parse_duration_s, parse_float, parse_pairs
 
 # Keys KEDA itself puts in (or users copy from KEDA's examples); accepted and not used here.
-KEDA_KEYS = frozenset({"scalerAddress", "enableTLS"})
+# `unsafeSsl` is KEDA's: it skips verifying *this scaler's* gRPC certificate and says nothing about
+# Prometheus' (that is `prometheusUnsafeSsl`). `caCert`, `tlsClientCert`, `tlsClientKey` are KEDA's
+# TriggerAuthentication parameters; KEDA forwards them when someone writes them into metadata.
+KEDA_KEYS = frozenset({"scalerAddress", "enableTLS", "unsafeSsl", "caCert", "tlsClientCert", "tlsClientKey"})
 ENV_SUFFIX = "FromEnv"
 MODES = ("reactive", "predictive", "shadow")
 SOURCES = ("prometheus", "replay")
@@ -32,7 +42,92 @@ HPA_TOLERANCE = 0.1
 """The HPA's default tolerance (`--horizontal-pod-autoscaler-tolerance`)."""
 MAX_LEAD_S = 3600.0
 MAX_REFIT_S = 6 * 3600.0
+MIN_REFIT_S = 60.0
+MIN_STEP_S = 1.0
+MAX_STEP_S = 3600.0
+MIN_TIMEOUT_S = 0.01
+MAX_TIMEOUT_S = 60.0
+MAX_SERVICE_TIME_S = 3600.0
+MAX_HISTORY_S = 35 * 86400.0
+"""Default of the scaler's `--max-history`: five weeks, enough for a weekly season."""
+MAX_HISTORY_POINTS = 250_000
+"""`history` / `step` at most this: the bootstrap's memory and range queries are bounded by it."""
+MAX_KEYS = 64
+MAX_KEY_CHARS = 128
+MAX_VALUE_CHARS = 8192
+"""Longest value of any key (a PromQL query); tighter limits apply per key."""
+MAX_URL_CHARS = 2048
+MAX_PAIRS = 32
+MAX_PAIRS_CHARS = 4096
+MAX_HEADER_VALUE_CHARS = 1024
+MAX_TRACE_CHARS = 1024
+MAX_NUMBER = 1e15
+"""Largest |threshold| and |activationThreshold|: KEDA sends values as int64 thousandths."""
+MAX_REPLAY_SPEED = 1e6
+MAX_PROBLEMS = 20
+"""Problems listed in one ConfigError; the rest are counted."""
+SHOWN_CHARS = 64
+"""Characters of a bad value quoted in a message."""
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers `customHeaders` may not set: routing, credentials (the scaler's settings hold those) and
+hop-by-hop headers that would let a tenant reshape the request."""
+RESERVED_PARAMETERS = frozenset({"query", "time", "start", "end", "step", "timeout"})
+"""Query parameters the scaler sets itself; `queryParameters` may not override them."""
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def shown(value: str) -> str:
+    """A value as quoted in a message: at most SHOWN_CHARS characters, control characters escaped."""
+    head = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS]
+    text = head.encode("unicode_escape").decode("ascii")
+    return text if len(value) <= SHOWN_CHARS else f"{text}... ({len(value)} characters)"
+
+
+def _bounded(parse: Callable[[str], Any], limit: int) -> Callable[[str], Any]:
+    def bounded(text: str) -> Any:
+        if len(text) > limit:
+            raise ValueError(f"is {len(text)} characters long; at most {limit} are accepted")
+        return parse(text)
+
+    return bounded
+
+
+def _duration(low_s: float, high_s: float, *, bare_unit_s: float | None = None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        seconds = parse_duration_s(text, bare_unit_s=bare_unit_s)
+        if not low_s <= seconds <= high_s:
+            raise ValueError(
+                f"expected a duration from {format_duration(low_s)} to {format_duration(high_s)}"
+            )
+        return seconds
+
+    return parse
+
+
+def _number(text: str) -> float:
+    value = parse_float(text)
+    if abs(value) > MAX_NUMBER:
+        raise ValueError(f"expected a number between -{MAX_NUMBER:g} and {MAX_NUMBER:g}")
+    return value
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
@@ -64,14 +159,86 @@ def _seasonality(text: str) -> tuple[str, ...]:
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a non-empty string")
+    if _CONTROL.search(text):
+        raise ValueError("expected text without control characters (newlines and tabs are fine)")
     return text.strip()
 
 
 def _url(text: str) -> str:
     value = text.strip().rstrip("/")
+    example = "http://prometheus.monitoring:9090"
+    if _CONTROL.search(value) or any(c.isspace() for c in value):
+        raise ValueError(f"expected a URL without spaces or control characters, such as {example}")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL such as http://prometheus.monitoring:9090")
+        raise ValueError(f"expected an http:// or https:// URL such as {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("expected a port number from 1 to 65535 after the host") from None
+    if port == 0:
+        raise ValueError("expected a port number from 1 to 65535 after the host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "expected no user or password in the URL; credentials belong in the scaler's "
+            "--prometheus-credentials file"
+        )
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError("expected no `?query` or `#fragment`; use `queryParameters` for parameters")
+    if any(segment in (".", "..") for segment in parts.path.split("/")) or "%" in parts.path:
+        raise ValueError("expected a plain path prefix without `.`, `..` or %-escapes")
+    return value
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = parse_pairs(text)
+    if len(pairs) > MAX_PAIRS:
+        raise ValueError(f"has {len(pairs)} pairs; at most {MAX_PAIRS} are accepted")
+    return pairs
+
+
+def _headers(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = _pairs(text)
+    for name, value in pairs:
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"header name `{shown(name)}` is not an HTTP token of 1-64 characters")
+        if name.lower() in FORBIDDEN_HEADERS:
+            raise ValueError(
+                f"header `{name}` cannot be set here (not allowed: {', '.join(sorted(FORBIDDEN_HEADERS))}); "
+                "credentials belong in the scaler's --prometheus-credentials file"
+            )
+        if len(value) > MAX_HEADER_VALUE_CHARS or not _HEADER_VALUE.match(value):
+            raise ValueError(
+                f"header `{name}` has a value that is not printable ASCII of at most "
+                f"{MAX_HEADER_VALUE_CHARS} characters"
+            )
+    return pairs
+
+
+def _parameters(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = _pairs(text)
+    for name, _ in pairs:
+        if name in RESERVED_PARAMETERS:
+            raise ValueError(
+                f"parameter `{name}` is set by the scaler itself "
+                f"(reserved: {', '.join(sorted(RESERVED_PARAMETERS))})"
+            )
+        if _CONTROL.search(name):
+            raise ValueError(f"parameter name `{shown(name)}` has control characters")
+    return pairs
+
+
+def _trace(text: str) -> str:
+    value = _text(text)
+    if "\x00" in value or any(len(part.encode()) > 255 for part in value.split("/")):
+        raise ValueError("expected a relative file path without NUL and with names of at most 255 bytes")
+    return value
+
+
+def _replay_speed(text: str) -> float:
+    value = _positive(text)
+    if value > MAX_REPLAY_SPEED:
+        raise ValueError(f"expected a speed of at most {MAX_REPLAY_SPEED:g}")
     return value
 
 
@@ -83,16 +250,9 @@ def _metric_name(text: str) -> str:
 
 
 def _positive(text: str) -> float:
-    value = parse_float(text)
+    value = _number(text)
     if value <= 0:
         raise ValueError("expected a number greater than 0 (one replica's share of the load)")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = parse_float(text)
-    if value < 0:
-        raise ValueError("expected a number >= 0")
     return value
 
 
@@ -103,12 +263,10 @@ def _tolerance(text: str) -> float:
     return value
 
 
-def _timeout_s(text: str) -> float:
-    return parse_duration_s(text, bare_unit_s=0.001)
-
-
-def _key(name: str, parse: Callable[[str], Any], *, required: bool = False) -> dict[str, Any]:
-    return {"key": name, "parse": parse, "required": required}
+def _key(
+    name: str, parse: Callable[[str], Any], *, required: bool = False, max_chars: int = SHOWN_CHARS
+) -> dict[str, Any]:
+    return {"key": name, "parse": _bounded(parse, max_chars), "required": required, "max_chars": max_chars}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,48 +284,57 @@ class TriggerConfig:
     source: str = field(default="prometheus", metadata=_key("source", _choice(SOURCES)))
     """Where the load signal comes from: a Prometheus query, or a replayed trace file."""
 
-    metric_name: str = field(default="prescaler", metadata=_key("metricName", _metric_name))
+    metric_name: str = field(default="prescaler", metadata=_key("metricName", _metric_name, max_chars=128))
     """Name returned by GetMetricSpec; KEDA shows it to the HPA as `s<index>-<name>`."""
 
-    activation_threshold: float = field(default=0.0, metadata=_key("activationThreshold", parse_float))
+    activation_threshold: float = field(default=0.0, metadata=_key("activationThreshold", _number))
     """IsActive is true when the value is strictly greater than this."""
 
-    step_s: float = field(default=15.0, metadata=_key("step", parse_duration_s))
-    """How often the signal is sampled in the background, and the history's resolution."""
+    step_s: float = field(default=15.0, metadata=_key("step", _duration(MIN_STEP_S, MAX_STEP_S)))
+    """How often the signal is sampled in the background, and the history's resolution (1s to 1h)."""
 
-    server_address: str | None = field(default=None, metadata=_key("serverAddress", _url))
+    server_address: str | None = field(
+        default=None, metadata=_key("serverAddress", _url, max_chars=MAX_URL_CHARS)
+    )
     """Prometheus base URL (source=prometheus)."""
 
-    query: str | None = field(default=None, metadata=_key("query", _text))
+    query: str | None = field(default=None, metadata=_key("query", _text, max_chars=MAX_VALUE_CHARS))
     """PromQL instant query; must return 0 or 1 series (source=prometheus)."""
 
     ignore_null_values: bool = field(default=True, metadata=_key("ignoreNullValues", parse_bool))
     """Empty/NaN results count as 0 when true (KEDA's default); are an error when false."""
 
-    timeout_s: float = field(default=3.0, metadata=_key("timeout", _timeout_s))
-    """Per-request timeout towards the source: milliseconds, or a duration such as `5s`."""
+    timeout_s: float = field(
+        default=3.0,
+        metadata=_key("timeout", _duration(MIN_TIMEOUT_S, MAX_TIMEOUT_S, bare_unit_s=0.001)),
+    )
+    """Deadline of each request to the source, from sending it to the end of the body:
+    milliseconds, or a duration such as `5s` (10ms to 60s, shorter than `step`)."""
 
     custom_headers: tuple[tuple[str, str], ...] = field(
-        default=(), metadata=_key("customHeaders", parse_pairs)
+        default=(), metadata=_key("customHeaders", _headers, max_chars=MAX_PAIRS_CHARS)
     )
-    """Extra HTTP headers, `k1=v1,k2=v2`. Never put credentials here: see the scaler's settings."""
+    """Extra HTTP headers, `k1=v1,k2=v2` (at most 32; not Host, Authorization, Cookie, Content-Length
+    or hop-by-hop headers). Credentials belong in the scaler's settings, never here."""
 
     query_parameters: tuple[tuple[str, str], ...] = field(
-        default=(), metadata=_key("queryParameters", parse_pairs)
+        default=(), metadata=_key("queryParameters", _parameters, max_chars=MAX_PAIRS_CHARS)
     )
     """Extra URL query parameters for the Prometheus API, `k1=v1,k2=v2`."""
 
-    unsafe_ssl: bool = field(default=False, metadata=_key("unsafeSsl", parse_bool))
-    """Skip verification of the Prometheus server's certificate."""
+    prometheus_unsafe_ssl: bool = field(default=False, metadata=_key("prometheusUnsafeSsl", parse_bool))
+    """Skip verification of the Prometheus server's TLS certificate (off by default). Not KEDA's
+    `unsafeSsl`, which is about the scaler's own gRPC certificate and is ignored here."""
 
     signal: str = field(default="queue", metadata=_key("signal", _choice(SIGNALS)))
     """What `query` measures: `queue` (requests in flight or waiting) or `gpu_sm` (SM activity, GPUs)."""
 
-    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", parse_duration_s))
+    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", _duration(0.001, MAX_LEAD_S)))
     """Pod start-up time to provision ahead of: the forecast is maximised over [now, now + leadTime]."""
 
-    history_s: float = field(default=7 * 86400.0, metadata=_key("history", parse_duration_s))
-    """Past loaded from the source at start and at each refit to fit the seasonal model."""
+    history_s: float = field(default=7 * 86400.0, metadata=_key("history", _duration(1.0, 1000 * 86400.0)))
+    """Past loaded from the source at start and at each refit to fit the seasonal model; at most the
+    scaler's `--max-history` and MAX_HISTORY_POINTS steps."""
 
     quantile: float = field(default=0.9, metadata=_key("quantile", _quantile))
     """Upper quantile of the forecast to provision for; see the README on choosing it."""
@@ -175,18 +342,24 @@ class TriggerConfig:
     seasonality: tuple[str, ...] = field(default=SEASONS, metadata=_key("seasonality", _seasonality))
     """Seasons to model: `daily`, `daily,weekly` (weekly needs two weeks of history) or `none`."""
 
-    refit_interval_s: float = field(default=3600.0, metadata=_key("refitInterval", parse_duration_s))
+    refit_interval_s: float = field(
+        default=3600.0, metadata=_key("refitInterval", _duration(MIN_REFIT_S, MAX_REFIT_S))
+    )
     """How often the seasonal model is refitted (in a worker process)."""
 
-    rate_query: str | None = field(default=None, metadata=_key("rateQuery", _text))
+    rate_query: str | None = field(default=None, metadata=_key("rateQuery", _text, max_chars=MAX_VALUE_CHARS))
     """Optional arrival-rate query (requests/s). When set, the forecast is of the rate, converted to
     `query` units by Little's law (in flight = rate x time in service), so it does not erode when
     early capacity drains the queue."""
 
-    service_time_s: float | None = field(default=None, metadata=_key("serviceTime", parse_duration_s))
+    service_time_s: float | None = field(
+        default=None, metadata=_key("serviceTime", _duration(0.001, MAX_SERVICE_TIME_S))
+    )
     """Seconds a request spends in service, for Little's law; measured from history when absent."""
 
-    replicas_query: str | None = field(default=None, metadata=_key("replicasQuery", _text))
+    replicas_query: str | None = field(
+        default=None, metadata=_key("replicasQuery", _text, max_chars=MAX_VALUE_CHARS)
+    )
     """Optional query for the workload's current replicas as the HPA counts them (the scale's
     status, e.g. kube-state-metrics' `kube_deployment_status_replicas`). In predictive mode, a value
     whose ratio to those replicas falls within the HPA's tolerance, yet needs more of them, is raised
@@ -197,10 +370,10 @@ class TriggerConfig:
     """The HPA's tolerance, with `replicasQuery` (None: HPA_TOLERANCE): the cluster's
     `--horizontal-pod-autoscaler-tolerance`, or the HPA's own scale-up tolerance."""
 
-    trace: str | None = field(default=None, metadata=_key("trace", _text))
+    trace: str | None = field(default=None, metadata=_key("trace", _trace, max_chars=MAX_TRACE_CHARS))
     """Trace file, relative to the scaler's replay directory (source=replay)."""
 
-    replay_speed: float = field(default=1.0, metadata=_key("replaySpeed", _positive))
+    replay_speed: float = field(default=1.0, metadata=_key("replaySpeed", _replay_speed))
     """Trace seconds played per wall-clock second (source=replay)."""
 
     @property
@@ -228,17 +401,14 @@ class TriggerConfig:
             problems.append("`hpaTolerance` only applies with `replicasQuery`")
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
-        if self.mode != "reactive" and self.lead_time_s > MAX_LEAD_S:
-            problems.append(
-                f"`leadTime` ({format_duration(self.lead_time_s)}) must be at most {format_duration(MAX_LEAD_S)}"
-            )
-        if self.mode != "reactive" and self.refit_interval_s > MAX_REFIT_S:
-            problems.append(
-                f"`refitInterval` ({format_duration(self.refit_interval_s)}) must be at most "
-                f"{format_duration(MAX_REFIT_S)}"
-            )
         if self.mode != "reactive" and self.history_s < 2 * self.step_s:
             problems.append(f"`history` ({format_duration(self.history_s)}) must cover at least two steps")
+        if self.mode != "reactive" and self.history_s / self.step_s > MAX_HISTORY_POINTS:
+            problems.append(
+                f"`history` ({format_duration(self.history_s)}) at `step` ({format_duration(self.step_s)}) "
+                f"is {self.history_s / self.step_s:,.0f} points; at most {MAX_HISTORY_POINTS:,}: "
+                "raise `step` or shorten `history`"
+            )
         if self.source == "prometheus" and self.timeout_s >= self.step_s:
             problems.append(
                 f"`timeout` ({format_duration(self.timeout_s)}) must be shorter than "
@@ -255,18 +425,39 @@ def known_keys() -> list[str]:
     return list(_FIELDS)
 
 
-def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
-    """Parse a trigger's metadata map; raise ConfigError listing every bad key."""
+def _unknown(raw_key: str) -> str:
+    known = known_keys()
+    by_lower = {key.lower(): key for key in known}
+    guess = by_lower.get(raw_key.lower()) or next(iter(difflib.get_close_matches(raw_key, known, n=1)), None)
+    hint = f"; did you mean `{guess}`?" if guess else f"; known keys: {', '.join(known)}"
+    return f"unknown key `{shown(raw_key)}`{hint}"
+
+
+def parse_trigger(metadata: Mapping[str, str], *, max_history_s: float = MAX_HISTORY_S) -> TriggerConfig:
+    """Parse a trigger's metadata map; raise ConfigError listing every bad key (MAX_PROBLEMS at most).
+
+    `max_history_s` is the scaler's `--max-history`: the longest `history` a trigger may ask for.
+    """
+    if len(metadata) > MAX_KEYS:
+        raise ConfigError([f"the trigger has {len(metadata)} metadata keys; at most {MAX_KEYS} are accepted"])
     problems: list[str] = []
     values: dict[str, Any] = {}
     seen: dict[str, str] = {}
     for raw_key, raw_value in sorted(metadata.items()):
+        if len(raw_key) > MAX_KEY_CHARS:
+            problems.append(f"key `{shown(raw_key)}` is longer than {MAX_KEY_CHARS} characters")
+            continue
+        if len(raw_value) > MAX_VALUE_CHARS and raw_key not in KEDA_KEYS:
+            problems.append(
+                f"`{raw_key}`: the value is {len(raw_value)} characters; at most {MAX_VALUE_CHARS} are accepted"
+            )
+            continue
         if raw_key in KEDA_KEYS:
             continue
         key = raw_key.removesuffix(ENV_SUFFIX) if raw_key.endswith(ENV_SUFFIX) else raw_key
         spec = _FIELDS.get(key)
         if spec is None:
-            problems.append(f"unknown key `{raw_key}`; known keys: {', '.join(known_keys())}")
+            problems.append(_unknown(raw_key))
             continue
         if key in seen:
             problems.append(f"`{seen[key]}` and `{raw_key}` both set `{key}`; give only one")
@@ -275,14 +466,25 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
         try:
             values[spec.name] = spec.metadata["parse"](raw_value)
         except ValueError as exc:
-            problems.append(f"`{raw_key}`: `{raw_value}` is not valid; {exc}")
+            problems.append(f"`{raw_key}`: `{shown(raw_value)}` is not valid; {exc}")
     for key, spec in _FIELDS.items():
         if spec.metadata["required"] and key not in seen:
             problems.append(f"`{key}` is required")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_capped(problems))
     config = TriggerConfig(**values)
     problems = config.validate()
+    if config.mode != "reactive" and config.history_s > max_history_s:
+        problems.append(
+            f"`history` ({format_duration(config.history_s)}) is longer than this scaler's --max-history "
+            f"({format_duration(max_history_s)})"
+        )
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS} more problems"]

@@ -8,17 +8,25 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_DURATION_CHARS = 64
+"""Longest duration text accepted: `1w2d3h4m5s6ms` is 13; anything near this is not a duration."""
+MAX_NUMBER_CHARS = 64
+"""Longest number text accepted (a float's shortest repr is at most 24 characters)."""
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def parse_duration_s(text: str, *, bare_unit_s: float | None = None) -> float:
     """Seconds in a Go/Prometheus duration such as `15s`, `1m30s`, `500ms`, `7d`.
 
     With `bare_unit_s`, a bare number is accepted and multiplied by it (KEDA's `timeout`
-    takes bare milliseconds: bare_unit_s=0.001).
+    takes bare milliseconds: bare_unit_s=0.001). Linear in the text's length, and the text is
+    at most MAX_DURATION_CHARS long: the value comes from any tenant's ScaledObject.
     """
     raw = text.strip()
+    hint = " or a number of milliseconds" if bare_unit_s == 0.001 else ""
+    if len(raw) > MAX_DURATION_CHARS:
+        raise ValueError(f"expected a duration of at most {MAX_DURATION_CHARS} characters{hint}")
     if bare_unit_s is not None:
         try:
             number = float(raw)
@@ -28,13 +36,19 @@ def parse_duration_s(text: str, *, bare_unit_s: float | None = None) -> float:
             return _positive_finite(number * bare_unit_s, text)
     pos = 0
     total = 0.0
-    for match in _DURATION_PART.finditer(raw):
-        if match.start() != pos:
+    while pos < len(raw):
+        digits = _NUMBER.match(raw, pos)
+        if digits is None:
             break
-        total += float(match.group(1)) * _UNIT_S[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(raw):
-        hint = " or a number of milliseconds" if bare_unit_s == 0.001 else ""
+        pos = digits.end()
+        # `ms` before `m`: the longest unit that matches wins.
+        unit = raw[pos : pos + 2] if raw[pos : pos + 2] == "ms" else raw[pos : pos + 1]
+        if unit not in _UNIT_S:
+            pos = -1
+            break
+        total += float(digits.group()) * _UNIT_S[unit]
+        pos += len(unit)
+    if pos != len(raw) or not raw:
         raise ValueError(f"expected a duration such as 15s, 1m30s, 500ms or 7d{hint}")
     return _positive_finite(total, text)
 
@@ -47,6 +61,8 @@ def _positive_finite(seconds: float, text: str) -> float:
 
 def parse_float(text: str) -> float:
     """A finite float; rejects NaN and infinities, which no threshold can mean."""
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"expected a number of at most {MAX_NUMBER_CHARS} characters")
     try:
         value = float(text.strip())
     except ValueError:

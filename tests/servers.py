@@ -67,7 +67,7 @@ class SourceBook:
         self.clock = clock
         self.by_query: dict[str, ScriptedSource] = {}
 
-    def __call__(self, config: TriggerConfig, settings: Settings) -> Source:
+    def __call__(self, config: TriggerConfig, settings: Settings, namespace: str = "") -> Source:
         key = config.query or config.trace or ""
         source = self.by_query.get(key)
         if source is None:
@@ -119,7 +119,13 @@ async def running_app(
     clock = FakeClock()
     sources = SourceBook(clock)
     metrics = CollectorRegistry()
-    fields: dict[str, Any] = {"host": "127.0.0.1", "grpc_port": 0, "metrics_port": 0, "grace_s": 1.0}
+    fields: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "grpc_port": 0,
+        "metrics_port": 0,
+        "grace_s": 1.0,
+        "drain_s": 0.0,
+    }
     fields.update(overrides)
     settings = Settings(**fields)
     if real_sources:

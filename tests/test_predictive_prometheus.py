@@ -80,7 +80,7 @@ def _refresher(
     )
     registry = CollectorRegistry()
     source, _, replicas_source = open_sources(
-        config, Settings(), lambda c, _: PrometheusSource(c, client=http, clock=clock)
+        config, Settings(), lambda c, _s, _ns: PrometheusSource(c, client=http, clock=clock)
     )
     pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
     refresher = Refresher(

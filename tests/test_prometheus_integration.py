@@ -49,6 +49,7 @@ async def opened(
         yield source
     finally:
         await source.aclose()
+        await client.aclose()
 
 
 def expected_at(prom: LoadedPrometheus, grid_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -216,7 +217,7 @@ async def test_silent_server_times_out() -> None:
         started = time.monotonic()
         try:
             with pytest.raises(
-                SourceTimeout, match=f"^prometheus {address}: no answer within the timeout of 200ms"
+                SourceTimeout, match=f"^prometheus {address}: no complete answer within the timeout of 200ms"
             ):
                 await source.sample()
         finally:

@@ -197,20 +197,20 @@ BAD_DATA = {
             ["HTTP 503", "not JSON", "Service Unavailable"],
             id="proxy-error-text",
         ),
-        pytest.param(httpx.Response(200, text="<html>sign in</html>"), ["not JSON", "<html>"], id="html"),
+        pytest.param(httpx.Response(200, text="<html>sign in</html>"), ["not JSON", "(20 bytes)"], id="html"),
         pytest.param(httpx.Response(200, text=""), ["not JSON"], id="empty-body"),
         pytest.param(
             httpx.Response(200, json={"status": "error", "errorType": "timeout", "error": "query timed out"}),
             ["timeout: query timed out"],
             id="error-envelope-with-200",
         ),
-        pytest.param(httpx.Response(200, json={"status": "success"}), ["`data` is None"], id="no-data"),
+        pytest.param(
+            httpx.Response(200, json={"status": "success"}), ["`data` is not an object"], id="no-data"
+        ),
         pytest.param(httpx.Response(200, json={"data": {}}), ["envelope"], id="no-status"),
         pytest.param(httpx.Response(200, json=[1, 2]), ["envelope"], id="not-an-object"),
         pytest.param(httpx.Response(200, json=success("histogram", [])), ["`data` is"], id="unknown-type"),
-        pytest.param(
-            httpx.Response(200, json=success("vector", {})), ["expected a list"], id="result-not-list"
-        ),
+        pytest.param(httpx.Response(200, json=success("vector", {})), ["to be a list"], id="result-not-list"),
         pytest.param(
             httpx.Response(200, json=success("vector", [{"metric": {}}])), ["with `value`"], id="no-value"
         ),
@@ -367,15 +367,18 @@ def settings_with(tmp_path: Path, *server_addresses: str) -> Settings:
         entries.append({"serverAddress": address, "bearerTokenFile": str(token)})
     path = tmp_path / "credentials.json"
     path.write_text(json.dumps(entries))
-    return Settings(prometheus_credentials=path)
+    # The mock's samples are stamped at NOW_S while from_config's sources read the real clock.
+    return Settings(prometheus_credentials=path, max_age_s=math.inf)
 
 
 @pytest.mark.parametrize(
     ("server_address", "credential_addresses", "expected"),
     [
         pytest.param(ADDRESS, [ADDRESS], "Bearer token-0", id="same-origin"),
+        pytest.param(ADDRESS, ["http://PROMETHEUS.test:9090/"], "Bearer token-0", id="case-and-slash"),
+        pytest.param(ADDRESS, ["http://prometheus.test:9090/some/path"], None, id="other-path"),
         pytest.param(
-            ADDRESS, ["http://PROMETHEUS.test:9090/some/path"], "Bearer token-0", id="case-and-path"
+            ADDRESS + "/prefix", [ADDRESS + "/prefix", ADDRESS], "Bearer token-0", id="path-prefix-entry"
         ),
         pytest.param(
             "http://prometheus.test", ["http://prometheus.test:80"], "Bearer token-0", id="default-port"
@@ -424,7 +427,9 @@ async def test_redirect_is_not_followed(make_source: MakeSource, tmp_path: Path,
         credentials = PrometheusCredentials(ADDRESS, bearer_token_file=token)
         source, recorder = make_source(redirect_to_evil, credentials=credentials, follow_redirects=True)
     try:
-        with pytest.raises(SourceResponseError, match=r"HTTP 302 Found to http://evil\.test/.*not followed"):
+        with pytest.raises(
+            SourceResponseError, match=r"HTTP 302 Found, a redirect; redirects are not followed"
+        ):
             await source.sample()
     finally:
         await source.aclose()
@@ -438,11 +443,19 @@ async def test_bad_ca_file_names_the_file(tmp_path: Path) -> None:
         PrometheusSource.from_config(trigger(), Settings(prometheus_credentials=path))
 
 
-async def test_aclose_closes_the_client() -> None:
+async def test_aclose_leaves_a_shared_client_open_and_closes_its_own(tmp_path: Path) -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(reply(vector("1"))))
     source = PrometheusSource(trigger(), client=client)
     await source.aclose()
-    assert client.is_closed
+    assert not client.is_closed  # injected: shared by other targets, closed by its owner
+    await client.aclose()
+    own = PrometheusSource.from_config(
+        trigger(), settings_with(tmp_path, ADDRESS), transport=httpx.MockTransport(reply(vector("1")))
+    )
+    assert (await own.sample()).value == 1.0
+    await own.aclose()
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await own.sample()
 
 
 # --- history(): chunked range queries onto an exact grid ---------------------------------------

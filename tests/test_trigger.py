@@ -38,7 +38,12 @@ def _parse(**meta: str) -> TriggerConfig:
         pytest.param(
             {"queryParameters": "dedup=true"}, "query_parameters", (("dedup", "true"),), id="params"
         ),
-        pytest.param({"unsafeSsl": "true"}, "unsafe_ssl", True, id="unsafe-ssl"),
+        pytest.param(
+            {"prometheusUnsafeSsl": "true"}, "prometheus_unsafe_ssl", True, id="prometheus-unsafe-ssl"
+        ),
+        pytest.param(
+            {"unsafeSsl": "true"}, "prometheus_unsafe_ssl", False, id="kedas-unsafe-ssl-is-not-ours"
+        ),
         pytest.param({"mode": "predictive"}, "mode", "predictive", id="predictive"),
         pytest.param({"mode": "shadow"}, "mode", "shadow", id="shadow"),
         pytest.param({}, "lead_time_s", 180.0, id="lead-time-default"),
@@ -136,15 +141,17 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
         ),
         pytest.param(
             {"mode": "predictive", "leadTime": "2h"},
-            ["`leadTime` (2h) must be at most 1h"],
+            ["`leadTime`: `2h` is not valid; expected a duration from 1ms to 1h"],
             id="lead-too-long",
         ),
         pytest.param(
             {"mode": "predictive", "refitInterval": "1d"},
-            ["`refitInterval` (1d) must be at most 6h"],
+            ["`refitInterval`: `1d` is not valid; expected a duration from 1m to 6h"],
             id="refit",
         ),
-        pytest.param({"treshold": "5"}, ["unknown key `treshold`", "known keys: threshold"], id="typo"),
+        pytest.param({"treshold": "5"}, ["unknown key `treshold`; did you mean `threshold`?"], id="typo"),
+        pytest.param({"zzz": "5"}, ["unknown key `zzz`; known keys: threshold"], id="unknown-no-guess"),
+        pytest.param({"Threshold": "5"}, ["did you mean `threshold`?"], id="wrong-case"),
         pytest.param({"source": "kafka"}, ["`source`: `kafka`", "prometheus, replay"], id="source"),
         pytest.param(
             {"queryFromEnv": "up"}, ["`query` and `queryFromEnv` both set"], id="both-env-and-plain"

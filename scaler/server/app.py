@@ -1,16 +1,20 @@
 """The scaler process: grpc.aio server (ExternalScaler, health, reflection, optional TLS), the HTTP
 port, background eviction, and graceful shutdown.
 
-Shutdown (SIGTERM): health goes NOT_SERVING and /healthz 503, open streams end cleanly, in-flight
-RPCs get `grace_s` to finish, then refreshers and sources are closed.
+Shutdown (SIGTERM): health goes NOT_SERVING and /healthz 503 while every RPC is still answered for
+`drain_s` (probes and load balancers see it and move away), then new RPCs are refused, open streams
+end cleanly, in-flight RPCs get `grace_s` to finish, running fits are abandoned with their worker
+processes, and refreshers and sources are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -28,10 +32,8 @@ from scaler.registry import Registry
 from scaler.server.handlers import ExternalScalerService
 from scaler.server.http import HttpServer
 from scaler.settings import Settings
-from scaler.sources.base import Source
-from scaler.sources.catalog import open_source
+from scaler.sources.catalog import SourceFactory
 from scaler.telemetry import LatencyInterceptor, Telemetry
-from scaler.trigger import TriggerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,35 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
 class Ports(NamedTuple):
     grpc: int
     http: int
+
+
+class PortInUse(OSError):
+    """A port another process listens on; `kind` is `grpc` or `http`."""
+
+    def __init__(self, kind: str, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, "address already in use")
+        self.kind, self.port, self.address = kind, port, f"{host}:{port}"
+
+
+def check_free(kind: str, host: str, port: int) -> None:
+    """Raise PortInUse when something listens on (host, port) already; gRPC's own bind failure says
+    only "Failed to bind" (and logs a C-level line), so the port is tried here first."""
+    if port == 0:
+        return
+    try:
+        family, kind_, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        return  # the server reports an unknown host itself
+    with socket.socket(family, kind_, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(kind, host, port) from exc
+            raise
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -62,7 +93,7 @@ class App:
         settings: Settings,
         *,
         metrics: CollectorRegistry | None = None,
-        source_factory: Callable[[TriggerConfig, Settings], Source] = open_source,
+        source_factory: SourceFactory | None = None,
         pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -76,7 +107,7 @@ class App:
         self.service = ExternalScalerService(self.registry, settings, self.telemetry)
         self.health = HealthServicer()
         self._serving = False
-        self._http = HttpServer(self.metrics, healthy=lambda: self._serving)
+        self._http = HttpServer(self.metrics, healthy=lambda: self._serving, targets=self.registry.describe)
         self._server: grpc.aio.Server | None = None
         self._evictions: asyncio.Task[None] | None = None
 
@@ -91,14 +122,28 @@ class App:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{self.settings.host}:{self.settings.grpc_port}"
+        host = self.settings.host
+        address = f"{host}:{self.settings.grpc_port}"
         credentials = server_credentials(self.settings)
-        if credentials is None:
-            grpc_port = server.add_insecure_port(address)
-        else:
-            grpc_port = server.add_secure_port(address, credentials)
+        check_free("grpc", host, self.settings.grpc_port)
+        check_free("http", host, self.settings.metrics_port)
+        try:
+            if credentials is None:
+                grpc_port = server.add_insecure_port(address)
+            else:
+                grpc_port = server.add_secure_port(address, credentials)
+        except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+            raise PortInUse("grpc", host, self.settings.grpc_port) from exc
         await server.start()
-        http_port = await self._http.start(self.settings.host, self.settings.metrics_port)
+        try:
+            http_port = await self._http.start(host, self.settings.metrics_port)
+        except OSError as exc:
+            # Stopped here, inside the loop: left running it fails later with "Event loop is closed".
+            await server.stop(None)
+            self._server = None
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse("http", host, self.settings.metrics_port) from exc
+            raise
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
@@ -106,8 +151,14 @@ class App:
         return Ports(grpc_port, http_port)
 
     async def stop(self) -> None:
-        """Graceful shutdown: NOT_SERVING, end streams, drain in-flight RPCs, close everything."""
+        """Graceful shutdown: NOT_SERVING for `drain_s` while RPCs are still answered, then new RPCs
+        are refused, streams end, in-flight RPCs get `grace_s`; fits are cancelled, workers stopped."""
         self._serving = False
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._server is not None and self.settings.drain_s > 0:
+            logger.info("health NOT_SERVING; still answering for %ss", self.settings.drain_s)
+            await asyncio.sleep(self.settings.drain_s)
         await self.health.enter_graceful_shutdown()
         self.service.stop_streams()
         if self._server is not None:
@@ -116,8 +167,9 @@ class App:
             self._evictions.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._evictions
-        await self.registry.aclose()
+        # Workers first: a running fit is abandoned with its process instead of delaying the exit.
         self.pool.close()
+        await self.registry.aclose()
         await self._http.stop()
 
     async def serve(self, on_ready: Callable[[Ports], None] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ from scaler.settings import Settings
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
 
+logger = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 INT64_MAX = 2**63 - 1
 # Answer "warming up" this long before the deadline rather than let the deadline cut the call.
@@ -77,6 +79,10 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
             yield max(0.0, self._budget_s(context) - _MARGIN_S)
         except PrescalerError as exc:
             await context.abort(status_code(exc), str(exc))
+        except Exception:
+            # No input may end in UNKNOWN: a bug is INTERNAL, with its traceback in the log only.
+            logger.exception("%s failed unexpectedly", type(self).__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error in prescaler; see its log")
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> pb.IsActiveResponse:
         async with self._guard(context) as wait_s:

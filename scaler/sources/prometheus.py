@@ -5,9 +5,17 @@ trigger's `queryParameters` appended and its `customHeaders` sent; the query mus
 series. `history()` asks `/api/v1/query_range` in chunks small enough for Prometheus' limit of
 11,000 points per series, to bootstrap a target's history.
 
+Any server can answer anything, so every request is bounded: one total deadline (the trigger's
+`timeout`) from waiting for the origin's turn to the last byte of the body; a body size limit
+(`--prometheus-max-body`), checked as it streams in; the JSON's depth and series count
+(`scaler.sources.prometheus_answer`), decoded off the event loop when the body is large; and an
+instant sample whose timestamp is older than the max age is stale. Targets share one HTTP client per
+origin, TLS settings and credentials (`scaler.sources.http_clients`).
+
 Credentials come from the scaler's settings (KEDA does not forward TriggerAuthentication to external
-scalers), are picked by the exact origin of `serverAddress`, and go to that origin only: redirects
-are never followed, since following one would hand the Authorization header to whoever it points at.
+scalers). An entry is used only by triggers whose `serverAddress` names its origin and path, of the
+namespaces it lists, and is sent only with the two query endpoints; redirects are never followed,
+since following one would hand the Authorization header to whoever it points at.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, NamedTuple, NotRequired, TypedDict, cast
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -32,9 +40,12 @@ from scaler.errors import (
     SourceResponseError,
     SourceTimeout,
     SourceUnreachable,
+    StaleSample,
 )
-from scaler.settings import PrometheusCredentials, Settings, origin_of
+from scaler.settings import PrometheusCredentials, Settings, origin_of, path_of
 from scaler.sources.base import Sample, Series
+from scaler.sources.http_clients import ClientKey, HttpClients
+from scaler.sources.prometheus_answer import Answer, AnswerError, decode, sanitized
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
 
@@ -44,51 +55,24 @@ CHUNK_POINTS = 10_000
 """Points per range query of `history()`; Prometheus refuses more than 11,000 per series."""
 
 
-class VectorElement(TypedDict):
-    """One series of an instant vector: its labels and its `[unix_s, "value"]` pair."""
-
-    metric: dict[str, str]
-    value: list[float | str]
-
-
-class MatrixElement(TypedDict):
-    """One series of a range vector: its labels and its `[unix_s, "value"]` pairs, oldest first."""
-
-    metric: dict[str, str]
-    values: list[list[float | str]]
+QUERY_PATHS = ("/api/v1/query", "/api/v1/query_range")
+"""The only paths requested, and so the only ones credentials are ever sent with."""
+INLINE_DECODE_BYTES = 64 * 1024
+"""Bodies up to this size are decoded on the event loop (well under a millisecond); larger ones in
+a thread, so that a large answer for one target never stalls the others' RPCs."""
 
 
-class QueryData(TypedDict):
-    """`data` of a successful query; a scalar or string result is a bare `[unix_s, "value"]` pair."""
+class Limits(NamedTuple):
+    """What one answer may hold (the scaler's settings, shared by every Prometheus source)."""
 
-    resultType: Literal["vector", "scalar", "matrix", "string"]
-    result: list[VectorElement] | list[MatrixElement] | list[float | str]
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Longest body read; a longer one is refused as it streams in (`--prometheus-max-body`)."""
+    max_age_s: float = math.inf
+    """An instant sample whose timestamp is older than this is stale (`--max-age`)."""
 
-
-class ApiResponse(TypedDict):
-    """The envelope of every `/api/v1` answer, success or error."""
-
-    status: Literal["success", "error"]
-    data: NotRequired[QueryData]
-    errorType: NotRequired[str]
-    error: NotRequired[str]
-    warnings: NotRequired[list[str]]
-
-
-_RESULT_TYPES = ("vector", "scalar", "matrix", "string")
-
-Points = list[tuple[float, float]]
-
-
-class _Result(NamedTuple):
-    """A decoded answer: the result type and each series' (unix_s, value) points."""
-
-    kind: str
-    series: list[Points]
-
-
-class _AnswerError(ValueError):
-    """The JSON body is Prometheus' error envelope, or not of the shape its API documents."""
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.prometheus_max_body, settings.max_age_s)
 
 
 class PrometheusSource:
@@ -101,17 +85,25 @@ class PrometheusSource:
         client: httpx.AsyncClient,
         credentials: PrometheusCredentials | None = None,
         clock: Callable[[], float] = time.time,
+        gate: asyncio.Semaphore | None = None,
+        limits: Limits | None = None,
+        owned: HttpClients | None = None,
     ) -> None:
         self._address, self._query = _address_and_query(config)
-        if credentials is not None and credentials.origin != origin_of(self._address):
+        if credentials is not None and (
+            credentials.origin != origin_of(self._address) or credentials.path != path_of(self._address)
+        ):
             raise ValueError(
-                f"credentials for {credentials.origin} cannot be used for {origin_of(self._address)}; "
-                "credentials are only ever sent to their own origin"
+                f"credentials for {credentials.server_address} cannot be used for {self._address}; "
+                "credentials are only ever sent to their own origin and path"
             )
         self._config = config
         self._client = client
         self._credentials = credentials
         self._clock = clock
+        self._gate = gate
+        self._limits = limits if limits is not None else Limits()
+        self._owned = owned
         self._where = f"prometheus {self._address}"
 
     @classmethod
@@ -120,22 +112,37 @@ class PrometheusSource:
         config: TriggerConfig,
         settings: Settings,
         *,
+        namespace: str = "",
+        clients: HttpClients | None = None,
+        credentials: tuple[PrometheusCredentials, ...] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> PrometheusSource:
-        """The production source: its own client, and the credentials configured for this origin.
+        """The production source: the shared client for its origin, TLS settings and credentials
+        (`clients`; without it, clients of its own, closed with it), and the first credentials entry
+        that serves this address and namespace (`credentials`; default: the settings' file).
 
-        `transport` replaces the network (tests); TLS settings only apply without it.
+        `transport` replaces the network (tests) when the source makes its own clients.
         """
         address, _ = _address_and_query(config)
-        origin = origin_of(address)
-        credentials = next((c for c in settings.credentials() if c.origin == origin), None)
-        client = httpx.AsyncClient(
-            verify=_verify(address, config, credentials),
-            follow_redirects=False,
-            timeout=config.timeout_s,
-            transport=transport,
+        entries = settings.credentials() if credentials is None else credentials
+        index, creds = next(
+            ((i, c) for i, c in enumerate(entries) if c.serves(address, namespace)), (None, None)
         )
-        return cls(config, client=client, credentials=credentials)
+        owned = None
+        if clients is None:
+            owned = clients = HttpClients(
+                max_connections=settings.prometheus_max_connections, transport=transport
+            )
+        origin = origin_of(address)
+        client = clients.client(ClientKey(origin, _verify(config, creds), index))
+        return cls(
+            config,
+            client=client,
+            credentials=creds,
+            gate=clients.gate(origin),
+            limits=Limits.of(settings),
+            owned=owned,
+        )
 
     async def sample(self) -> Sample:
         """The query's value now; empty, NaN and ±Inf results follow `ignoreNullValues`."""
@@ -143,12 +150,19 @@ class PrometheusSource:
         result = await self._get("/api/v1/query", [("query", self._query), ("time", _seconds(at_s))])
         if result.kind not in ("vector", "scalar"):
             raise QueryShapeError(
-                f"{self._where}: query `{self._query}` returned a {result.kind}; "
+                f"{self._where}: query `{self._shown_query}` returned a {result.kind}; "
                 "it must return an instant vector or a scalar"
             )
-        if not result.series:
+        if not result.points:
             return self._null(at_s, "returned no series")
-        value = result.series[0][0][1]
+        stamp_s, value = result.points[0]
+        age_s = at_s - stamp_s
+        if abs(age_s) > self._limits.max_age_s:
+            when = f"{format_duration(age_s)} old" if age_s > 0 else f"{format_duration(-age_s)} ahead"
+            raise StaleSample(
+                f"{self._where}: the sample's timestamp is {when}, past the max age of "
+                f"{format_duration(self._limits.max_age_s)}; is the server's clock right?"
+            )
         if not math.isfinite(value):
             return self._null(at_s, f"returned {value}")
         # Negative values pass through: clamping is the policy's decision, not the source's.
@@ -181,73 +195,112 @@ class PrometheusSource:
                 raise SourceResponseError(
                     f"{self._where}: a range query answered a {result.kind}, not a matrix"
                 )
-            for point_s, value in result.series[0] if result.series else ():
-                index = round((point_s - start_s) / step_s)
-                if first <= index <= last and math.isfinite(value):
-                    values[index] = value
+            if result.points:
+                _place(values, result.points, start_s, step_s, first, last)
         return Series(at_s, values)
 
     async def aclose(self) -> None:
-        """Close the HTTP client and its connections."""
-        await self._client.aclose()
+        """Close the HTTP clients if the source made its own (shared ones close with the scaler)."""
+        if self._owned is not None:
+            await self._owned.aclose()
+
+    @property
+    def _shown_query(self) -> str:
+        return sanitized(self._query, 120)
 
     def _null(self, at_s: float, what: str) -> Sample:
         if self._config.ignore_null_values:
             return Sample(at_s, 0.0)
-        raise NullValueError(f"{self._where}: query `{self._query}` {what} and ignoreNullValues is false")
+        raise NullValueError(
+            f"{self._where}: query `{self._shown_query}` {what} and ignoreNullValues is false"
+        )
 
-    async def _get(self, path: str, params: list[tuple[str, str]]) -> _Result:
-        headers = [*self._config.custom_headers, *await self._auth_headers()]
+    async def _get(self, path: str, params: list[tuple[str, str]]) -> Answer:
+        timeout_s = self._config.timeout_s
         try:
-            response = await self._client.get(
-                self._address + path,
-                params=[*params, *self._config.query_parameters],
-                headers=headers,
-                timeout=self._config.timeout_s,
-                # Per request, whatever the client's default: credentials stay with their origin.
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException as exc:
-            timeout = format_duration(self._config.timeout_s)
-            raise SourceTimeout(f"{self._where}: no answer within the timeout of {timeout}") from exc
+            # One deadline for the whole request: the origin's turn, connecting, the headers, every
+            # byte of the body. httpx's own timeouts are per read, which a dripping body defeats.
+            async with asyncio.timeout(timeout_s):
+                if self._gate is None:
+                    response, body = await self._fetch(path, params)
+                else:
+                    async with self._gate:
+                        response, body = await self._fetch(path, params)
+                return await self._decode(response, body)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise SourceTimeout(
+                f"{self._where}: no complete answer within the timeout of {format_duration(timeout_s)}"
+            ) from exc
         except httpx.TransportError as exc:
-            raise SourceUnreachable(f"{self._where}: {type(exc).__name__}: {exc}") from exc
+            hint = ""
+            if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+                hint = " (a self-signed Prometheus certificate needs `caFile` in the credentials file, or "
+                hint += "`prometheusUnsafeSsl: true`)"
+            raise SourceUnreachable(
+                f"{self._where}: {type(exc).__name__}: {sanitized(str(exc))}{hint}"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceResponseError(f"{self._where}: {type(exc).__name__}: {exc}") from exc
-        return self._decode(response)
+            raise SourceResponseError(f"{self._where}: {type(exc).__name__}: {sanitized(str(exc))}") from exc
 
-    def _decode(self, response: httpx.Response) -> _Result:
-        status = f"answered HTTP {response.status_code} {response.reason_phrase}"
+    async def _fetch(self, path: str, params: list[tuple[str, str]]) -> tuple[httpx.Response, bytes]:
+        request = self._client.build_request(
+            "GET",
+            self._address + path,
+            params=[*params, *self._config.query_parameters],
+            headers=[*self._config.custom_headers, *await self._auth_headers(path)],
+            timeout=self._config.timeout_s,
+        )
+        # Per request, whatever the client's default: credentials stay with their origin.
+        response = await self._client.send(request, stream=True, follow_redirects=False)
+        try:
+            limit = self._limits.max_body_bytes
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise self._too_big(response, f"declares {int(declared):,} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_big(response, f"sent more than {limit:,} bytes")
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, b"".join(chunks)
+
+    def _too_big(self, response: httpx.Response, what: str) -> SourceResponseError:
+        return SourceResponseError(
+            f"{self._where}: answered HTTP {response.status_code} with a body that {what}, over the "
+            f"limit of {self._limits.max_body_bytes:,} bytes (--prometheus-max-body)"
+        )
+
+    async def _decode(self, response: httpx.Response, body: bytes) -> Answer:
+        status = f"answered HTTP {response.status_code} {sanitized(response.reason_phrase, 40)}"
         if response.is_redirect:
             raise SourceResponseError(
-                f"{self._where}: {status} to {response.headers.get('location', '?')}; redirects are not "
-                "followed, so that credentials stay with their origin: set serverAddress to the address "
-                "Prometheus answers on"
+                f"{self._where}: {status}, a redirect; redirects are not followed, so that credentials "
+                "stay with their origin: set serverAddress to the address Prometheus answers on"
             )
         try:
-            body: object = response.json()
-        except ValueError as exc:
-            raise SourceResponseError(
-                f"{self._where}: {status} with a body that is not JSON: {_clip(response.text)}"
-            ) from exc
-        try:
-            data = _envelope(body)
+            if len(body) <= INLINE_DECODE_BYTES:
+                answer = decode(body)
+            else:
+                answer = await asyncio.to_thread(decode, body)
             if not response.is_success:
-                raise _AnswerError("the status is an error but the body says `success`")
-            result = _Result(data["resultType"], _points(data))
-        except _AnswerError as exc:
+                raise AnswerError("the status is an error but the body says `success`")
+        except AnswerError as exc:
             raise SourceResponseError(f"{self._where}: {status}: {exc}") from exc
-        if len(result.series) > 1:
+        if answer.series_count > 1:
             raise QueryShapeError(
-                f"{self._where}: query `{self._query}` returned {len(result.series)} series; "
+                f"{self._where}: query `{self._shown_query}` returned {answer.series_count} series; "
                 "it must return 0 or 1"
             )
-        return result
+        return answer
 
-    async def _auth_headers(self) -> list[tuple[str, str]]:
+    async def _auth_headers(self, path: str) -> list[tuple[str, str]]:
         # Files are read on every request so that rotated Secrets are picked up without a restart.
         creds = self._credentials
-        if creds is None:
+        if creds is None or path not in QUERY_PATHS:
             return []
         if creds.bearer_token_file is not None:
             token = await self._read_secret(creds.bearer_token_file)
@@ -273,74 +326,30 @@ def _address_and_query(config: TriggerConfig) -> tuple[str, str]:
     return config.server_address, config.query
 
 
-def _verify(
-    address: str, config: TriggerConfig, creds: PrometheusCredentials | None
-) -> ssl.SSLContext | bool:
-    if config.unsafe_ssl:
-        return False
+def _verify(config: TriggerConfig, creds: PrometheusCredentials | None) -> str:
+    """The ClientKey `verify` of a trigger: `prometheusUnsafeSsl`, the entry's CA file, or the default."""
+    if config.prometheus_unsafe_ssl:
+        return "insecure"
     if creds is None or creds.ca_file is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=creds.ca_file)
-    except OSError as exc:
-        raise SourceError(f"prometheus {address}: cannot use CA file {creds.ca_file}: {exc}") from exc
+        return "default"
+    return f"ca:{creds.ca_file}"
+
+
+def _place(
+    values: np.ndarray,
+    points: list[tuple[float, float]],
+    start_s: float,
+    step_s: float,
+    first: int,
+    last: int,
+) -> None:
+    """Write a chunk's points into `values` at their grid index (vectorised: 10,000 points a chunk)."""
+    pairs = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    index = np.round((pairs[:, 0] - start_s) / step_s)
+    keep = (index >= first) & (index <= last) & np.isfinite(pairs[:, 1])
+    values[index[keep].astype(np.int64)] = pairs[keep, 1]
 
 
 def _seconds(value: float) -> str:
     """Unix time or duration as Prometheus parses it: decimal seconds, millisecond resolution."""
     return f"{value:.3f}"
-
-
-def _clip(value: object, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _envelope(body: object) -> QueryData:
-    if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
-        raise _AnswerError(f"expected the JSON envelope of Prometheus' HTTP API, got {_clip(body)}")
-    envelope = cast(ApiResponse, body)
-    if envelope["status"] == "error":
-        raise _AnswerError(
-            f"{envelope.get('errorType', 'error')}: {envelope.get('error', '(no error text)')}"
-        )
-    data = envelope.get("data")
-    if not isinstance(data, dict) or data.get("resultType") not in _RESULT_TYPES or "result" not in data:
-        raise _AnswerError(f"`data` is {_clip(data)}; expected an object with `resultType` and `result`")
-    return data
-
-
-def _points(data: QueryData) -> list[Points]:
-    """Each series' points; a scalar is one series of one point, a string none (the caller rejects it)."""
-    kind, result = data["resultType"], data["result"]
-    if kind == "string":
-        return []
-    if kind == "scalar":
-        return [[_pair(result)]]
-    if kind == "vector":
-        return [[_pair(_member(item, "value"))] for item in _list(result)]
-    return [[_pair(pair) for pair in _list(_member(item, "values"))] for item in _list(result)]
-
-
-def _list(value: object) -> list[object]:
-    if not isinstance(value, list):
-        raise _AnswerError(f"expected a list, got {_clip(value)}")
-    return value
-
-
-def _member(item: object, key: str) -> object:
-    if not isinstance(item, dict) or key not in item:
-        raise _AnswerError(f"expected a series object with `{key}`, got {_clip(item)}")
-    return cast(object, item[key])
-
-
-def _pair(raw: object) -> tuple[float, float]:
-    """`[unix_s, "value"]`; Prometheus sends values as strings so that NaN and ±Inf survive JSON."""
-    if isinstance(raw, list) and len(raw) == 2:
-        at_s, value = raw
-        if isinstance(at_s, int | float) and isinstance(value, str):
-            try:
-                return float(at_s), float(value)
-            except ValueError:
-                pass
-    raise _AnswerError(f'expected a [unix_s, "value"] pair, got {_clip(raw)}')

@@ -59,15 +59,32 @@ SHARED_TRACES = TraceCache()
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
-    """`root / relative`, refusing any path (absolute, `..`, symlink) that ends outside `root`."""
+    """`root / relative`, refusing any path (absolute, `..`, symlink) that ends outside `root`, and
+    any that is not a readable file there; every refusal is a ConfigError naming `trace`."""
     base = root.resolve()
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base):
-        raise ConfigError([f"`trace`: `{relative}` is outside the replay directory {base}"])
-    if not target.exists():
-        available = ", ".join(sorted(p.name for p in base.iterdir() if p.suffix in (".csv", ".txt")))
-        raise ConfigError([f"`trace`: `{relative}` does not exist in {base}; available: {available}"])
+    shown = relative if len(relative) <= 64 else relative[:64] + "..."
+    try:
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base):
+            raise ConfigError([f"`trace`: `{shown}` is outside the replay directory {base}"])
+        exists, is_file = target.exists(), target.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:
+        # A symlink loop (RuntimeError), a name too long (OSError), a NUL byte (ValueError).
+        raise ConfigError([f"`trace`: `{shown}` cannot be opened in {base}: {type(exc).__name__}"]) from None
+    if not exists:
+        raise ConfigError([f"`trace`: `{shown}` does not exist in {base}; available: {_available(base)}"])
+    if not is_file:
+        raise ConfigError([f"`trace`: `{shown}` is not a file in {base}; available: {_available(base)}"])
     return target
+
+
+def _available(base: Path, limit: int = 20) -> str:
+    try:
+        names = sorted(p.name for p in base.iterdir() if p.suffix in (".csv", ".txt"))
+    except OSError:
+        return "(the directory cannot be listed)"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (", ".join(names[:limit]) or "none") + more
 
 
 class ReplaySource:
