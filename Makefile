@@ -10,14 +10,15 @@ PORT   ?= 9090
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/prescaler: pyproject.toml
+# Dependencies from the hashed lock (requirements/compile.sh regenerates it), then prescaler alone.
+$(BIN)/prescaler: pyproject.toml requirements/lock-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/lock-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e '.[dev]'
 	@touch $@
 
 .PHONY: install
-install: $(BIN)/prescaler ## create .venv and install prescaler with its dev tools
+install: $(BIN)/prescaler ## create .venv; install the locked dependencies (requirements/lock-dev.txt), then prescaler
 
 .PHONY: run
 run: install ## serve on :$(PORT) with the embedded replay trace (no Prometheus needed)
