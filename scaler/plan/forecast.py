@@ -1,0 +1,216 @@
+"""The hourly demand forecast a plan is sized on: the project's ensemble at a one-hour step. Pure.
+
+    trace (requests/s, any step) -> hourly mean rate (forecasting.prepare) + intra-hour peak factors
+        -> ensemble fitted with a weekly season (daily when the history is too short for it)
+        -> one season ahead (mean, calibrated upper quantile), tiled over the horizon
+        -> growth (the history's trend, or the user's) -> rolling backtest (MASE, coverage)
+
+Choices the ensemble does not make for a plan:
+
+- **Season.** The main season is a week (168 h), so that the seasonal naive, AutoTheta and MSTL
+  members all forecast the weekday/weekend shape; it needs two weeks before the first calibration
+  origin plus a week of calibration (about 3.3 weeks). With less history the season is a day.
+- **Beyond one season.** The ensemble is calibrated one season ahead (its conformal margins per lead
+  hour); later seasons repeat that forecast, and their margins grow with the square root of the
+  number of seasons ahead (a level that wanders like a random walk), so a 4-week plan's last week
+  has twice the first week's margin.
+- **Growth.** A factor (1 + g)^(t / month) from the history's end: g from `--growth`, or fitted as
+  the log-linear trend of the history's one-week moving average (two weeks at least; none below).
+- **Peaks within the hour.** The hourly mean hides ramps and bursts finer than an hour. Where the
+  trace is finer, each hour's peak (its highest sample over its mean) is measured, and the upper
+  quantile of that ratio per hour of day multiplies the upper bound the replicas are sized on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecasting import ForecastConfig, Forecaster, Series, backtest, prepare
+from forecasting.base import MEMBERS
+from scaler.plan.queueing import FloatArray
+from scaler.traces import Trace
+
+HOUR_S = 3600.0
+DAY_H = 24
+WEEK_H = 168
+MONTH_H = 730.0
+# Calibration origins of the final fit, and the fewest usable.
+ORIGINS, MIN_ORIGINS = 24, 8
+BACKTEST_STRIDE_H = 24
+MAX_HISTORY_H = 10 * WEEK_H
+
+Progress = Callable[[str], None]
+
+
+class HistoryError(ValueError):
+    """The history cannot support a forecast; says how much it has and needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """The forecaster's rolling-origin scores on the history, one season ahead."""
+
+    mase: float
+    """Mean absolute error / the in-sample seasonal naive's; below 1 beats repeating last season."""
+    coverage: float
+    """Share of actuals at or below the upper bound (should be about the quantile)."""
+    origins: int
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The hourly forecast over the horizon: hour j starts at `start_s + j * 3600`."""
+
+    start_s: float
+    mean: FloatArray
+    """Forecast mean rate, requests/s, growth included."""
+    upper: FloatArray
+    """The rate the hour is sized for: the upper quantile of its mean rate x its peak factor."""
+    quantile: float
+    model: str
+    reason: str
+    season_h: int
+    growth_per_month: float
+    growth_source: str
+    """`--growth` or `trend`."""
+    peak_factor: FloatArray
+    """Per hour of day (UTC), the intra-hour peak over mean applied to `upper`."""
+    history: Series
+    backtest: Backtest | None
+
+
+def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
+    """The trace's hourly mean rate and its per-hour-of-day peak factors (ones for hourly or coarser data)."""
+    at_s = np.asarray(trace.at_s, dtype=np.float64)
+    values = np.asarray(trace.values, dtype=np.float64)
+    series = prepare(at_s, values, HOUR_S, season_steps=DAY_H)
+    peak = np.ones(DAY_H)
+    if trace.step_s < HOUR_S and at_s.size:
+        good = np.isfinite(values) & (values >= 0)
+        hour = np.floor(at_s[good] / HOUR_S).astype(np.int64)
+        first = int(hour.min())
+        index = hour - first
+        count = np.bincount(index)
+        total = np.bincount(index, weights=values[good])
+        top = np.full(count.size, -np.inf)
+        np.maximum.at(top, index, values[good])
+        full = (count >= max(2, round(0.8 * HOUR_S / trace.step_s))) & (total > 0)
+        ratio = np.where(full, top / np.where(total > 0, total / np.maximum(count, 1), 1.0), np.nan)
+        of_day = (first + np.arange(count.size)) % DAY_H
+        for h in range(DAY_H):
+            seen = ratio[(of_day == h) & np.isfinite(ratio)]
+            if seen.size:
+                peak[h] = max(1.0, float(np.quantile(seen, quantile)))
+    return series, peak
+
+
+def trend_per_month(series: Series) -> float | None:
+    """Growth per month from the log-linear trend of the one-week moving average; None under two weeks."""
+    y = series.values
+    if y.size < 2 * WEEK_H:
+        return None
+    smooth = np.convolve(y, np.ones(WEEK_H) / WEEK_H, mode="valid")
+    if (smooth <= 0).any():
+        return None
+    t = np.arange(smooth.size, dtype=np.float64)
+    slope = float(np.polyfit(t, np.log(smooth), 1)[0])
+    return math.expm1(slope * MONTH_H)
+
+
+def config_for(n: int, *, members: tuple[str, ...] = MEMBERS) -> ForecastConfig:
+    """The ensemble's configuration for `n` hours of history: weekly season if they allow, else daily."""
+    for season in (WEEK_H, DAY_H):
+        stride = max(1, season // 24)
+        origins = min(ORIGINS, (n - 3 * season) // stride + 1)
+        if origins >= MIN_ORIGINS:
+            return ForecastConfig(
+                season_s=season * HOUR_S,
+                weekly=False,
+                horizon_steps=season,
+                members=members,
+                calibration_origins=origins,
+                calibration_stride_steps=stride,
+                min_calibration_origins=MIN_ORIGINS,
+                max_history_s=MAX_HISTORY_H * HOUR_S,
+            )
+    need = 3 * DAY_H + MIN_ORIGINS - 1
+    raise HistoryError(
+        f"the history holds {n} hours; a plan needs at least {need} (3.3 days; 3.3 weeks for a weekly season)"
+    )
+
+
+def forecast_demand(
+    series: Series,
+    peak_factor: FloatArray,
+    *,
+    horizon_h: int,
+    quantile: float,
+    growth_per_month: float | None = None,
+    members: tuple[str, ...] = MEMBERS,
+    backtest_origins: int = 4,
+    progress: Progress | None = None,
+) -> Demand:
+    """Forecast `horizon_h` hours after `series` (hourly); score it with `backtest_origins` origins."""
+    say = progress or (lambda _line: None)
+    n = min(len(series), MAX_HISTORY_H)
+    series = series.window(-n, None)
+    config = config_for(n, members=members)
+    season = config.horizon_steps
+    shortest = n - season - BACKTEST_STRIDE_H * (backtest_origins - 1)
+    while backtest_origins > 0 and (
+        shortest < 3 * season or config_for(shortest, members=members).horizon_steps != season
+    ):
+        backtest_origins -= 1
+        shortest += BACKTEST_STRIDE_H
+    if backtest_origins:
+        config = config_for(shortest, members=members)
+    scores = None
+    if backtest_origins:
+        say(f"backtest: {backtest_origins} origins, {season} h ahead each")
+        result = backtest(
+            series,
+            config,
+            quantile=quantile,
+            origins=backtest_origins,
+            stride_steps=BACKTEST_STRIDE_H,
+            progress=lambda done, total: say(f"backtest origin {done}/{total}"),
+        )
+        got = result.scores.get("forecaster")
+        if got is not None:
+            scores = Backtest(got.mase, got.coverage, got.origins)
+    say(f"fitting on {n} hours, season {season} h")
+    forecaster = Forecaster(config)
+    fitted = forecaster.fit(series)
+    if fitted.answer is None:
+        raise HistoryError(f"no forecast: {fitted.reason}")
+    one = forecaster.forecast(season, quantile)
+    lead = np.arange(horizon_h)
+    mean = one.mean[lead % season]
+    margin = np.maximum(one.upper - one.mean, 0.0)[lead % season] * np.sqrt(1 + lead // season)
+    if growth_per_month is None:
+        trend = trend_per_month(series)
+        growth, source = (trend, "trend") if trend is not None else (0.0, "none: under two weeks of history")
+    else:
+        growth, source = growth_per_month, "--growth"
+    factor = (1 + growth) ** ((lead + 0.5) / MONTH_H)
+    start_s = series.end_s
+    of_day = ((start_s / HOUR_S + lead) % DAY_H).astype(np.int64)
+    upper = (mean + margin) * factor * peak_factor[of_day]
+    return Demand(
+        start_s,
+        mean * factor,
+        upper,
+        quantile,
+        one.model,
+        one.reason,
+        season,
+        growth,
+        source,
+        peak_factor,
+        series,
+        scores,
+    )
