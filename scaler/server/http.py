@@ -1,14 +1,18 @@
-"""The HTTP side port: `/metrics` (Prometheus text format) and `/healthz`, on the event loop.
+"""The HTTP side port: `/metrics` (Prometheus text format), `/healthz` and `/targets`, on the event loop.
 
-A minimal HTTP/1.1 responder over asyncio streams: two GET paths, one response per connection.
+A minimal HTTP/1.1 responder over asyncio streams: three GET paths, one response per connection.
+`/targets` is a read-only JSON debug view of the tracked targets (`?namespace=&name=` filter, at
+most `TARGETS_SHOWN` entries): what each serves and why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -16,14 +20,22 @@ logger = logging.getLogger(__name__)
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 _READ_TIMEOUT_S = 5.0
+TARGETS_SHOWN = 1000
+"""Most entries one `/targets` answer lists; `matched` says how many there were."""
+
+TargetsView = Callable[[str | None, str | None, int], Mapping[str, object]]
+"""(namespace or None, name or None, limit) -> the JSON document of `/targets`."""
 
 
 class HttpServer:
     """Serves the metrics registry and a health answer supplied by `healthy()`."""
 
-    def __init__(self, registry: CollectorRegistry, healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, healthy: Callable[[], bool], targets: TargetsView | None = None
+    ) -> None:
         self._registry = registry
         self._healthy = healthy
+        self._targets = targets
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -39,14 +51,20 @@ class HttpServer:
     def _respond(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET\n"
-        route = path.split("?", 1)[0]
+        parts = urlsplit(path)
+        route = parts.path
         if route == "/metrics":
             return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
         if route == "/healthz":
             if self._healthy():
                 return 200, "text/plain", b"ok\n"
             return 503, "text/plain", b"shutting down\n"
-        return 404, "text/plain", b"not found; try /metrics or /healthz\n"
+        if route == "/targets" and self._targets is not None:
+            query = parse_qs(parts.query)
+            namespace, name = query.get("namespace", [None])[-1], query.get("name", [None])[-1]
+            document = self._targets(namespace or None, name or None, TARGETS_SHOWN)
+            return 200, "application/json", json.dumps(document, indent=1).encode() + b"\n"
+        return 404, "text/plain", b"not found; try /metrics, /healthz or /targets\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
