@@ -1,12 +1,19 @@
-"""`prescaler call`: ask a running scaler what KEDA would be told, without KEDA or grpcurl."""
+"""`prescaler call`: ask a running scaler what KEDA would be told, without KEDA or grpcurl.
+
+Beside the answer it prints why: the scaler's `/targets` view of that target (mode, observed, bound,
+served value, reason, model, last error, ages) from the HTTP port, when that port can be reached.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 from google.protobuf import json_format
@@ -16,14 +23,23 @@ from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.units import parse_pairs
 
 METHODS = ("GetMetricSpec", "GetMetrics", "IsActive")
-EXAMPLE_METADATA = "source=replay,trace=elb_request_count_8c0756.csv,threshold=50"
+EXAMPLE_TRACE = "elb_request_count_8c0756.csv"
+EXAMPLE_METADATA = f"source=replay,trace={EXAMPLE_TRACE},threshold=50"
+DEFAULT_HTTP_PORT = 8080
+
+
+class UsageError(ValueError):
+    """A flag's value that cannot be used; names the flag, the value and what was expected."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "call",
         help="call a running scaler as KEDA would and print the answer",
-        description="Call GetMetricSpec, GetMetrics or IsActive on a running scaler and print the JSON answer.",
+        description="Call GetMetricSpec, GetMetrics or IsActive on a running scaler and print the JSON "
+        "answer, with the scaler's /targets view of the target (why the value is what it is).",
+        epilog="Values with commas: --set 'query=sum by (a,b) (up)' or --metadata-json "
+        '\'{"query": "sum by (a,b) (up)"}\'. --set is applied last and wins.',
     )
     parser.add_argument(
         "method", choices=(*METHODS, "all"), help="the RPC to call (all: the three, in KEDA's order)"
@@ -31,14 +47,92 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--address", default="127.0.0.1:9090", help="host:port of the scaler")
     parser.add_argument("--namespace", default="default", help="the ScaledObject's namespace")
     parser.add_argument("--name", default="example", help="the ScaledObject's name")
-    parser.add_argument(
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
         "--metadata",
-        default=EXAMPLE_METADATA,
-        help="trigger metadata as k1=v1,k2=v2 (default: the embedded replay)",
+        help="trigger metadata as k1=v1,k2=v2 (default, without --metadata-json or --set: the embedded "
+        f"replay, {EXAMPLE_METADATA})",
     )
+    given.add_argument(
+        "--metadata-json",
+        metavar="JSON",
+        help='trigger metadata as a JSON object, {"query": "sum by (a,b) (up)", ...}, or @FILE holding one',
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one metadata key (repeatable); the value may hold commas and `=`",
+    )
+    parser.add_argument(
+        "--http-address",
+        help=f"host:port of the scaler's HTTP port for /targets (default: --address's host, port "
+        f"{DEFAULT_HTTP_PORT})",
+    )
+    parser.add_argument("--no-targets", action="store_true", help="do not fetch the /targets view")
     parser.add_argument("--ca", type=Path, help="PEM CA to verify a TLS server with")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up")
     parser.set_defaults(func=run)
+
+
+def metadata_from(text: str | None, json_text: str | None, sets: Sequence[str]) -> dict[str, str]:
+    """The metadata map from `--metadata`, `--metadata-json` and `--set` (applied last, in order)."""
+    if text is not None:
+        try:
+            metadata = dict(parse_pairs(text))
+        except ValueError as exc:
+            raise UsageError(
+                f"--metadata `{text}`: {exc}; for values with commas use --set KEY=VALUE or --metadata-json"
+            ) from None
+    elif json_text is not None:
+        metadata = _json_metadata(json_text)
+    elif not sets:
+        metadata = dict(parse_pairs(EXAMPLE_METADATA))
+    else:
+        metadata = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set `{item}`: expected KEY=VALUE, e.g. --set 'query=sum(up)'")
+        metadata[key.strip()] = value
+    return metadata
+
+
+def _json_metadata(text: str) -> dict[str, str]:
+    source = text
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise UsageError(f"--metadata-json {source}: cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--metadata-json `{source}`: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"--metadata-json `{source}`: expected a JSON object of key: value strings")
+    metadata = {}
+    for key, value in raw.items():
+        # KEDA hands every value over as a string; numbers and booleans are written as they would be.
+        if isinstance(value, bool):
+            metadata[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            metadata[key] = str(value)
+        else:
+            raise UsageError(
+                f"--metadata-json: `{key}` is {json.dumps(value)}; trigger metadata values are strings"
+            )
+    return metadata
+
+
+def http_address(grpc_address: str, given: str | None) -> str:
+    """Where /targets is: `given`, or the gRPC address's host on the default HTTP port."""
+    if given:
+        return given
+    host = grpc_address.rsplit(":", 1)[0] if ":" in grpc_address else grpc_address
+    return f"{host}:{DEFAULT_HTTP_PORT}"
 
 
 async def call(
@@ -56,25 +150,54 @@ async def call(
     return json.dumps(json_format.MessageToDict(answer, always_print_fields_with_no_presence=True))  # type: ignore[arg-type]
 
 
+async def targets_view(address: str, namespace: str, name: str, timeout_s: float) -> str:
+    """The scaler's /targets entries for the ScaledObject, as indented JSON, or a line saying why
+    they could not be read."""
+    import httpx
+
+    url = f"http://{address}/targets?{urlencode({'namespace': namespace, 'name': name})}"
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            answer = await client.get(url)
+        answer.raise_for_status()
+        document: dict[str, Any] = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"why: {url} not readable ({type(exc).__name__}: {exc}); pass --http-address HOST:PORT"
+    entries = document.get("targets", [])
+    if not entries:
+        return f"why: {url} lists no such target (yet)"
+    return f"why ({url}):\n" + json.dumps(entries, indent=2)
+
+
 async def _run(args: argparse.Namespace) -> int:
-    metadata = dict(parse_pairs(args.metadata))
+    metadata = metadata_from(args.metadata, args.metadata_json, args.sets)
     ref = pb.ScaledObjectRef(name=args.name, namespace=args.namespace, scalerMetadata=metadata)
     if args.ca is not None:
         channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(args.ca.read_bytes()))
     else:
         channel = grpc.aio.insecure_channel(args.address)
     methods = METHODS if args.method == "all" else (args.method,)
+    code = 0
     async with channel:
         for method in methods:
             try:
-                print(
-                    f"{method}: {await call(channel, method, ref, metadata.get('metricName', 'prescaler'), args.timeout)}"
+                answer = await call(
+                    channel, method, ref, metadata.get("metricName", "prescaler"), args.timeout
                 )
+                print(f"{method}: {answer}")
             except grpc.aio.AioRpcError as exc:
                 print(f"{method}: {exc.code().name}: {exc.details()}")
-                return 1
-    return 0
+                code = 1
+                break
+    if not args.no_targets:
+        address = http_address(args.address, args.http_address)
+        print(await targets_view(address, args.namespace, args.name, args.timeout))
+    return code
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return asyncio.run(_run(args))
+    try:
+        return asyncio.run(_run(args))
+    except UsageError as exc:
+        print(f"prescaler call: {exc}", file=sys.stderr)
+        return 2

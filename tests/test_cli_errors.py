@@ -1,0 +1,102 @@
+"""A new user's mistakes end in one line naming the flag and the value, never a traceback: run as
+the user runs it, in a process of its own."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scaler.call import EXAMPLE_METADATA
+from scaler.cli import _announce, example_metadata
+from scaler.server.app import Ports
+from scaler.settings import BUNDLED_TRACES, Settings
+
+
+def _prescaler(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", *argv], capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def _problems(stderr: str) -> list[str]:
+    """The lines a user reads as the failure (log lines of the start-up are not)."""
+    return [line for line in stderr.splitlines() if " INFO " not in line]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.parametrize("flag", ["--grpc-port", "--metrics-port"])
+def test_a_busy_port_is_one_line_naming_its_flag(flag: str, busy_port: int) -> None:
+    other = "--metrics-port" if flag == "--grpc-port" else "--grpc-port"
+    done = _prescaler("serve", "--host", "127.0.0.1", flag, str(busy_port), other, "0")
+    assert done.returncode == 1
+    assert _problems(done.stderr) == [
+        f"prescaler serve: {flag} {busy_port}: cannot listen on 127.0.0.1:{busy_port}: address already in use"
+    ]
+    assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr
+    # The start-up log says how the forecast workers were sized.
+    assert "forecast workers: " in done.stderr and "MB per worker" in done.stderr
+
+
+def test_a_missing_replay_dir_is_refused_at_start(tmp_path: Path) -> None:
+    done = _prescaler("serve", "--replay-dir", str(tmp_path / "traces"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"prescaler serve: --replay-dir: `{tmp_path / 'traces'}` is not a directory; replay triggers read "
+        "traces from it"
+    ]
+
+
+def test_backtest_horizon_in_words_names_the_flag_and_value(tmp_path: Path) -> None:
+    done = _prescaler(
+        "backtest",
+        "--trace",
+        str(BUNDLED_TRACES / "nyc_taxi_10d.csv"),
+        "--json",
+        str(tmp_path / "x.json"),
+        "--horizon",
+        "5 minutes",
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "prescaler backtest: --horizon `5 minutes`: expected a duration such as 15s, 1m30s, 500ms or 7d"
+    ]
+
+
+def _banner(replay_dir: Path, capsys: pytest.CaptureFixture[str], http: int = 8080) -> str:
+    _announce(Settings(host="0.0.0.0", replay_dir=replay_dir))(Ports(9090, http))
+    return capsys.readouterr().out
+
+
+def test_banner_suggests_the_bundled_example_with_the_bundled_traces(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = _banner(BUNDLED_TRACES, capsys)
+    assert f"prescaler call all --address 127.0.0.1:9090 --metadata {EXAMPLE_METADATA}" in out
+    assert "/targets" in out
+
+
+def test_banner_suggests_a_trace_that_is_in_a_custom_replay_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine.csv").write_text("timestamp,value\n0,1\n")
+    out = _banner(tmp_path, capsys, http=18080)
+    assert "trace=mine.csv" in out and "elb_request_count" not in out
+    assert "--http-address 127.0.0.1:18080" in out
+    assert example_metadata(tmp_path) == "source=replay,trace=mine.csv,threshold=50"
+
+
+def test_banner_without_traces_suggests_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _banner(tmp_path, capsys)
+    assert "prescaler call" not in out and f"No .csv trace in {tmp_path}" in out
