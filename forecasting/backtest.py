@@ -103,13 +103,15 @@ def backtest(
     budget_s: float | None = None,
     baselines: Mapping[str, Baseline] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    record: Callable[[int, FloatArray, FloatArray], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> BacktestResult:
     """Score forecasts from `origins` origins `stride_steps` apart, the last one `horizon_steps` before
     the end. The default stride is the horizon or a 24th of the season, whichever is longer: the scored
     windows then follow one another without overlap, and every hour of a daily season is scored
     equally often once there are 24 origins. `baselines` are models outside the ensemble, scored on the
-    same origins (a benchmark's Prophet). `progress(done, total)` is called after each origin."""
+    same origins (a benchmark's Prophet). `progress(done, total)` is called after each origin;
+    `record(origin, mean, upper)` with what `forecaster` served at each scored origin (a plot)."""
     config = config or ForecastConfig()
     check_quantile(quantile)
     h, n = config.horizon_steps, len(series)
@@ -138,6 +140,8 @@ def backtest(
                 # the candidates keep the plain conformal quantile, for comparison.
                 asked = served if name == "forecaster" else quantile
                 upper = upper_bound(candidate.mean, candidate.residuals, asked)
+                if record is not None and name == "forecaster":
+                    record(int(origin), candidate.mean, upper)
                 _score(
                     tallies.setdefault(name, _Tally()),
                     candidate.mean,

@@ -62,3 +62,76 @@ def test_missing_trace_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code = main(["backtest", "--trace", str(tmp_path / "nope.csv"), "--json", str(tmp_path / "x.json")])
     assert code == 2
     assert "nope.csv: no such file" in capsys.readouterr().err
+
+
+def test_horizon_rounded_up_to_whole_steps_is_said(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.json"
+    code = main(["backtest", "--trace", str(trace), "--origins", "2", "--json", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert (
+        "points at 5m steps (the trace's spacing, at least 5m; --step to change); scoring 5m ahead (1 step)"
+        in err
+    )
+    assert "note: --horizon 3m is not a whole number of --step 5m: scoring 1 step ahead (5m)" in err
+    assert json.loads(out.read_text())["horizon_steps"] == 1
+
+
+def test_table_explains_the_forecaster_row_and_prints_no_python_dict(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "backtest",
+            "--trace",
+            str(trace),
+            "--origins",
+            "3",
+            "--horizon",
+            "10m",
+            "--json",
+            str(tmp_path / "s.json"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines()[1:] if line and line.split()[0].isidentifier()]
+    assert rows[:2] == ["forecaster", "ensemble"]
+    assert "forecaster: what the scaler would have served" in out
+    assert "answered by: " in out and "(of 3 origins)" in out
+    assert "{" not in out and "}" not in out
+    document = json.loads((tmp_path / "s.json").read_text())
+    if document["models"]["forecaster"] == document["models"]["ensemble"]:
+        assert "Identical to `ensemble` here" in out
+
+
+def test_a_step_finer_than_the_trace_is_refused(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["backtest", "--trace", str(trace), "--step", "1m", "--json", str(tmp_path / "x.json")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "prescaler backtest: --step 1m is finer than the trace's spacing of 5m: every step between two samples "
+        "would be a gap; use --step 5m or coarser\n"
+    )
+
+
+def test_the_plot_draws_what_was_served_at_each_scored_origin(trace: Path) -> None:
+    from forecasting import ForecastConfig, backtest, prepare
+    from scaler.traces import load_trace
+
+    loaded = load_trace(trace)
+    series = prepare(loaded.at_s, loaded.values, 300.0, season_steps=288)
+    recorded: list[tuple[int, np.ndarray, np.ndarray]] = []
+    result = backtest(
+        series,
+        ForecastConfig(weekly=False, horizon_steps=2),
+        origins=3,
+        record=lambda origin, mean, upper: recorded.append((origin, mean, upper)),
+    )
+    assert len(recorded) == result.origins == 3
+    for origin, mean, upper in recorded:
+        assert origin + 2 <= len(series)  # scored origins, never a forecast past the end
+        assert mean.shape == upper.shape == (2,) and (upper >= mean).all()
