@@ -1,0 +1,544 @@
+"""The load-test kit: the mock vLLM, the Locust replay, their manifests, and the three run together.
+
+The end-to-end test runs what docs/end-to-end.md describes, on loopback: the mock vLLM, a real
+Prometheus scraping it every second, Locust headless replaying a compressed day of the NYC-taxi trace
+(a subprocess: Locust runs on gevent, which is never imported here), and prescaler reading that
+Prometheus, asked over gRPC as KEDA asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from scaler import cli
+from scaler._generated import externalscaler_pb2 as pb
+from scaler.loadtest import httpd, mock_vllm
+from scaler.loadtest.engine import MockConfig, MockVllm
+from tests.scraping_prometheus import scraping_prometheus, wait_for_series
+from tests.servers import FakeClock, ref, running_app
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = ROOT / "deploy" / "loadtest" / "locustfile.py"
+LOCUST = Path(sys.executable).parent / "locust"
+MODEL = {"model_name": "mock-llm"}
+IN_FLIGHT_QUERY = "sum(vllm:num_requests_running) + sum(vllm:num_requests_waiting)"
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, {**MODEL, **labels})
+    assert value is not None, f"{name} {labels} is not exported"
+    return value
+
+
+@contextlib.asynccontextmanager
+async def serving(mock: MockVllm) -> AsyncIterator[str]:
+    """The mock on 127.0.0.1:<free port>; yields its base URL."""
+    async with httpd.HttpServer(mock.handle) as server:
+        yield f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
+
+
+class Gates:
+    """A `sleep` for the mock whose calls wait until the test opens them, one by one, in order."""
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Event] = []
+
+    async def __call__(self, seconds: float) -> None:
+        gate = asyncio.Event()
+        self.waiting.append(gate)
+        await gate.wait()
+
+    def open_first(self) -> None:
+        self.waiting.pop(0).set()
+
+
+async def settle(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until `condition` holds (no wall-clock wait: bounded loop turns)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the mock never reached the expected state")
+
+
+def instant_mock(**config: Any) -> tuple[MockVllm, CollectorRegistry]:
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    registry = CollectorRegistry()
+    return MockVllm(
+        MockConfig(**config), registry=registry, sleep=no_wait, wall=lambda: 1_700_000_000.0
+    ), registry
+
+
+# --- The engine: slots, waiting, metrics ---------------------------------------------------------
+
+
+async def test_slots_limit_concurrency_and_the_rest_wait() -> None:
+    gates = Gates()
+    registry = CollectorRegistry()
+    mock = MockVllm(MockConfig(slots=2), registry=registry, sleep=gates)
+    body = {"prompt": "one two three", "max_tokens": 4}
+    calls = [asyncio.create_task(mock.complete(body, chat=False)) for _ in range(5)]
+    await settle(lambda: len(gates.waiting) == 2)
+    assert sample(registry, "vllm:num_requests_running") == 2
+    assert sample(registry, "vllm:num_requests_waiting") == 3
+    gates.open_first()
+    await settle(lambda: sample(registry, "vllm:num_requests_waiting") == 2 and len(gates.waiting) == 2)
+    assert sample(registry, "vllm:num_requests_running") == 2
+    assert sample(registry, "vllm:request_success_total", finished_reason="length") == 1
+    while gates.waiting or not all(call.done() for call in calls):
+        if gates.waiting:
+            gates.open_first()
+        await asyncio.sleep(0)
+    assert sample(registry, "vllm:num_requests_running") == 0
+    assert sample(registry, "vllm:num_requests_waiting") == 0
+    assert sample(registry, "vllm:request_success_total", finished_reason="length") == 5
+    assert sample(registry, "vllm:prompt_tokens_total") == 15
+    assert sample(registry, "vllm:generation_tokens_total") == 20
+
+
+async def test_latency_and_queue_time_histograms_observe_each_request() -> None:
+    clock = FakeClock(0.0)
+    services: list[float] = []
+
+    async def advance(seconds: float) -> None:
+        await asyncio.sleep(0)  # let the other requests arrive first
+        services.append(seconds)
+        clock.advance(seconds)
+
+    registry = CollectorRegistry()
+    config = MockConfig(slots=1, service_time_s=0.5, time_per_token_s=0.25)
+    mock = MockVllm(config, registry=registry, sleep=advance, clock=clock)
+    await asyncio.gather(*(mock.complete({"prompt": "x", "max_tokens": 2}, chat=False) for _ in range(3)))
+    # One slot, 1 s each (0.5 + 2 x 0.25): they finish 1, 2 and 3 s after arriving together.
+    assert services == [1.0, 1.0, 1.0]
+    assert sample(registry, "vllm:e2e_request_latency_seconds_count") == 3
+    assert sample(registry, "vllm:e2e_request_latency_seconds_sum") == 6.0
+    assert sample(registry, "vllm:e2e_request_latency_seconds_bucket", le="1.0") == 1
+    assert sample(registry, "vllm:e2e_request_latency_seconds_bucket", le="2.0") == 2
+    assert sample(registry, "vllm:request_queue_time_seconds_sum") == 3.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"slots": 0}, "slots must be at least 1", id="no-slots"),
+        pytest.param({"service_time_s": -1.0}, "must be >= 0", id="negative-time"),
+    ],
+)
+def test_config_refuses_what_cannot_serve(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MockConfig(**kwargs)
+
+
+# --- The HTTP face: OpenAI-shaped answers and errors --------------------------------------------
+
+
+async def test_completions_models_and_metrics_answer_as_openai_and_vllm_do() -> None:
+    mock, _ = instant_mock(model="llama")
+    async with serving(mock) as url, httpx.AsyncClient(base_url=url) as client:
+        completion = await client.post(
+            "/v1/completions", json={"model": "llama", "prompt": "a b c", "max_tokens": 3}
+        )
+        chat = await client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi there"}]}
+        )
+        models = await client.get("/v1/models")
+        metrics = await client.get("/metrics")
+        health = await client.get("/health")
+    assert completion.status_code == 200
+    assert completion.json() == {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 1_700_000_000,
+        "model": "llama",
+        "choices": [{"index": 0, "finish_reason": "length", "logprobs": None, "text": "lorem lorem lorem"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
+    }
+    answer = chat.json()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": " ".join(["lorem"] * 16)}
+    assert answer["usage"] == {"prompt_tokens": 2, "completion_tokens": 16, "total_tokens": 18}
+    assert models.json() == {
+        "object": "list",
+        "data": [{"id": "llama", "object": "model", "created": 1_700_000_000, "owned_by": "mock"}],
+    }
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for line in (
+        'vllm:num_requests_running{model_name="llama"} 0.0',
+        'vllm:num_requests_waiting{model_name="llama"} 0.0',
+        'vllm:request_success_total{finished_reason="length",model_name="llama"} 2.0',
+        'vllm:e2e_request_latency_seconds_count{model_name="llama"} 2.0',
+    ):
+        assert line in metrics.text.splitlines()
+    assert health.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        pytest.param("POST", "/v1/completions", b"{not json", 400, "must be a JSON object", id="not-json"),
+        pytest.param("POST", "/v1/completions", b"[1, 2]", 400, "must be a JSON object", id="json-list"),
+        pytest.param(
+            "POST", "/v1/completions", b'{"max_tokens": 3}', 400, "`prompt` must be", id="no-prompt"
+        ),
+        pytest.param(
+            "POST",
+            "/v1/completions",
+            b'{"prompt": "x", "max_tokens": 0}',
+            400,
+            "`max_tokens` must be an integer from 1 to 32768, got 0",
+            id="zero-tokens",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/completions",
+            b'{"prompt": "x", "model": "gpt-4"}',
+            404,
+            "The model `gpt-4` does not exist; this server serves `mock-llm`",
+            id="other-model",
+        ),
+        pytest.param(
+            "POST", "/v1/completions", b'{"prompt": "x", "stream": true}', 400, "stream", id="stream"
+        ),
+        pytest.param(
+            "POST", "/v1/chat/completions", b'{"messages": []}', 400, "`messages` must", id="no-messages"
+        ),
+        pytest.param("GET", "/v1/completions", b"", 405, "/v1/completions takes POST", id="get-completions"),
+        pytest.param("GET", "/v2/models", b"", 404, "no route /v2/models", id="unknown-path"),
+    ],
+)
+async def test_bad_requests_get_openai_errors(
+    method: str, path: str, body: bytes, status: int, message: str
+) -> None:
+    mock, registry = instant_mock()
+    async with serving(mock) as url, httpx.AsyncClient(base_url=url) as client:
+        answer = await client.request(method, path, content=body)
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert message in error["message"]
+    assert error["code"] == status
+    assert (
+        registry.get_sample_value("vllm:request_success_total", {**MODEL, "finished_reason": "length"})
+        is None
+    )
+
+
+async def raw_exchange(url: str, payload: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(payload)
+    await writer.drain()
+    answer = await reader.read()  # until the server closes
+    writer.close()
+    return answer
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection() -> None:
+    mock, _ = instant_mock()
+    request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+    closing = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    async with serving(mock) as url:
+        answer = await raw_exchange(url, request + request + closing)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert answer.count(b"Connection: keep-alive") == 2
+    assert answer.endswith(b"Connection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        pytest.param(b"HELLO\r\n\r\n", b"400 Bad Request", id="malformed-line"),
+        pytest.param(b"GET / SPDY/3\r\n\r\n", b"400 Bad Request", id="not-http1"),
+        pytest.param(
+            b"POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"411 Length Required",
+            id="chunked",
+        ),
+        pytest.param(
+            b"POST /v1/completions HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            b"413 Request Entity Too Large",
+            id="huge-body",
+        ),
+        pytest.param(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"400 Bad Request", id="bad-header"),
+    ],
+)
+async def test_unreadable_requests_are_answered_then_closed(payload: bytes, status: bytes) -> None:
+    mock, _ = instant_mock()
+    async with serving(mock) as url:
+        answer = await raw_exchange(url, payload)
+    assert answer.startswith(b"HTTP/1.1 " + status)
+    assert b"Connection: close" in answer
+
+
+# --- The command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param(
+            ["--slots", "0"],
+            "argument --slots: `0`: expected a whole number of slots, at least 1",
+            id="slots-0",
+        ),
+        pytest.param(
+            ["--slots", "many"], "argument --slots: `many`: expected a whole number", id="slots-word"
+        ),
+        pytest.param(
+            ["--service-time", "5 minutes"],
+            "argument --service-time: `5 minutes`: expected a duration such as 15s",
+            id="service-time",
+        ),
+        pytest.param(
+            ["--port", "70000"], "argument --port: `70000`: expected a port number from 0 to 65535", id="port"
+        ),
+        pytest.param(["--model", " "], "argument --model: expected a non-empty model name", id="model"),
+    ],
+)
+def test_bad_flags_are_one_error_line(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["mock-vllm", *flags], environ={})
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"prescaler mock-vllm: error: {expected}")
+    assert "Traceback" not in err
+
+
+def test_a_busy_port_is_one_line_naming_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert mock_vllm.main(["--host", "127.0.0.1", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"python -m scaler.loadtest.mock_vllm: cannot listen on 127.0.0.1:{port} (--host, --port): "
+        "Address already in use"
+    )
+
+
+def test_the_prescaler_command_imports_the_mock_only_to_run_it() -> None:
+    code = (
+        "import sys; from scaler import cli; cli.build_parser(['call']); a = 'scaler.loadtest' in sys.modules; "
+        "cli.build_parser(['mock-vllm']); print(a, 'scaler.loadtest.mock_vllm' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.split() == ["False", "True"]
+
+
+def test_python_m_serves_until_sigterm(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "scaler.loadtest.mock_vllm", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--slots", "3", "--service-time", "0", "--model", "tiny"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        address = banner.split(" on ")[1].split(":", 2)
+        url = f"http://127.0.0.1:{address[2].split(':')[0]}"
+        try:
+            models = httpx.get(f"{url}/v1/models", timeout=5).json()
+            completion = httpx.post(f"{url}/v1/completions", json={"prompt": "x"}, timeout=5).json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert banner.startswith("mock vLLM serving `tiny` on http://127.0.0.1:")
+    assert "3 slots, 0s per request" in banner
+    assert models["data"][0]["id"] == "tiny"
+    assert completion["choices"][0]["text"].split() == ["lorem"] * 16
+
+
+# --- End to end: the mock, a scraping Prometheus, Locust and prescaler --------------------------
+
+DAY_S = 20.0
+"""The compressed day Locust replays: the NYC-taxi trace's first day in 20 s."""
+PEAK_USERS = 12
+SERVICE_S = 0.5
+"""The mock's service time, also Locust's pace: every user is always in flight (running or waiting)."""
+POLL_S = 0.5
+"""How often the test asks prescaler, as KEDA would (KEDA's own default is every 30 s)."""
+LOCUST_LIMIT_S = 45.0
+"""The Locust run is killed, and the test fails, past this (it stops by itself after DAY_S)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    at_s: float
+    """Wall-clock time of the GetMetrics answer."""
+    served: float
+    """What prescaler answered: requests in flight as Prometheus scraped them."""
+    in_flight: float
+    """The mock's own running + waiting at that moment."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocustSecond:
+    at_s: float
+    users: int
+    requests: int
+    failures: int
+
+
+def locust_history(path: Path) -> list[LocustSecond]:
+    """The aggregated rows of Locust's `--csv` stats history, one per second."""
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["Name"] == "Aggregated"]
+    return [
+        LocustSecond(
+            float(row["Timestamp"]),
+            int(row["User Count"]),
+            int(row["Total Request Count"]),
+            int(row["Total Failure Count"]),
+        )
+        for row in rows
+    ]
+
+
+async def poll_while_locust_runs(
+    locust: asyncio.subprocess.Process, ask: Callable[[], Awaitable[float]], in_flight: Callable[[], float]
+) -> list[Reading]:
+    readings = []
+    deadline = time.monotonic() + LOCUST_LIMIT_S
+    while locust.returncode is None and time.monotonic() < deadline:
+        served = await ask()
+        readings.append(Reading(time.time(), served, in_flight()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(locust.wait(), POLL_S)
+    if locust.returncode is None:
+        locust.kill()
+        await locust.wait()
+        raise AssertionError(f"Locust still ran after {LOCUST_LIMIT_S:g}s")
+    return readings
+
+
+def best_lag(readings: list[Reading]) -> tuple[int, float, float]:
+    """Prescaler's answers lag the mock by a scrape and a step: the lag (in polls) at which they match
+    the mock's in-flight best, with the mean absolute error and the correlation there."""
+    served = np.array([r.served for r in readings])
+    in_flight = np.array([r.in_flight for r in readings])
+    scores = []
+    for lag in range(int(4 / POLL_S) + 1):
+        a, b = served[lag:], in_flight[: len(in_flight) - lag]
+        scores.append((float(np.mean(np.abs(a - b))), lag, float(np.corrcoef(a, b)[0, 1])))
+    mae, lag, corr = min(scores)
+    return lag, mae, corr
+
+
+@pytest.mark.prometheus
+async def test_getmetrics_follows_the_load_locust_generates(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    mock = MockVllm(MockConfig(slots=4, service_time_s=SERVICE_S), registry=registry)
+
+    def in_flight() -> float:
+        return sample(registry, "vllm:num_requests_running") + sample(registry, "vllm:num_requests_waiting")
+
+    async with serving(mock) as mock_url:
+        with scraping_prometheus([mock_url.removeprefix("http://")], tmp_path / "prometheus") as prom_url:
+            await wait_for_series(prom_url, "vllm:num_requests_running")
+            async with running_app(real_sources=True) as running:
+                metadata = {
+                    "serverAddress": prom_url,
+                    "query": IN_FLIGHT_QUERY,
+                    "threshold": "4",
+                    "step": "1s",
+                    "timeout": "800ms",
+                }
+                scaled_object = ref(metadata, name="mock-vllm", namespace="loadtest")
+                request = pb.GetMetricsRequest(scaledObjectRef=scaled_object, metricName="prescaler")
+
+                async def ask() -> float:
+                    answer = await running.stub.GetMetrics(request, timeout=2.0)
+                    (value,) = answer.metricValues
+                    return float(value.metricValueFloat)
+
+                assert await ask() == 0.0  # the mock is idle
+                with (tmp_path / "locust.log").open("wb") as log:
+                    locust = await asyncio.create_subprocess_exec(
+                        *locust_command(mock_url, tmp_path / "locust"),
+                        cwd=tmp_path,  # no locust.conf or pyproject.toml of ours is read
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                    )
+                    readings = await poll_while_locust_runs(locust, ask, in_flight)
+    output = (tmp_path / "locust.log").read_text(errors="replace")
+    assert locust.returncode == 0, f"locust exited with {locust.returncode}:\n{output[-3000:]}"
+    seconds = locust_history(tmp_path / "locust_stats_history.csv")
+    report(readings, seconds)
+
+    # Locust replayed the day: from a trough of one user to about PEAK_USERS (it samples the shape
+    # once a second), every request answered.
+    assert 0.8 * PEAK_USERS <= max(s.users for s in seconds) <= PEAK_USERS
+    assert min(s.users for s in seconds if s.users > 0) == 1
+    assert seconds[-1].requests > 100
+    assert seconds[-1].failures == 0
+    assert sample(registry, "vllm:request_success_total", finished_reason="length") >= seconds[-1].requests
+
+    # What prescaler answers KEDA is the mock's in-flight count, a scrape and a step late.
+    lag, mae, corr = best_lag(readings)
+    assert lag * POLL_S <= 3.0
+    assert mae <= 0.15 * PEAK_USERS
+    assert corr >= 0.9
+
+    # And it follows the day: the evening peak well above the early-morning trough.
+    served = [r.served for r in readings]
+    peak = int(np.argmax(served))
+    start = next(i for i, value in enumerate(served) if value > 0)
+    trough = min(served[start:peak])
+    assert served[peak] >= 0.75 * PEAK_USERS
+    assert served[peak] >= 4 * max(trough, 1.0)
+    assert readings[peak].at_s - readings[start].at_s >= 0.5 * DAY_S
+
+
+def locust_command(host: str, csv_prefix: Path) -> list[str]:
+    return [
+        str(LOCUST),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--day-minutes",
+        repr(DAY_S / 60),
+        "--peak-users",
+        str(PEAK_USERS),
+        "--pace",
+        repr(SERVICE_S),
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+
+
+def report(readings: list[Reading], seconds: list[LocustSecond]) -> None:
+    """Printed for `pytest -s`: what Locust ran and what prescaler answered, second by second."""
+    lag, mae, corr = best_lag(readings)
+    print(f"\nlag {lag * POLL_S:g}s, mean abs error {mae:.2f}, correlation {corr:.3f}")
+    t0 = readings[0].at_s
+    users = {round(s.at_s - t0): s.users for s in seconds}
+    for r in readings:
+        print(
+            f"{r.at_s - t0:6.1f}s users {users.get(round(r.at_s - t0), '-'):>3} "
+            f"in flight {r.in_flight:4.0f} served {r.served:5.1f}"
+        )
