@@ -55,6 +55,11 @@ COMMANDS: tuple[Command, ...] = (
         "scaler.simulate_cli:add_parser",
         "replay a load trace through the what-if simulator: predictive vs reactive vs oracle",
     ),
+    Command(
+        "mock-vllm",
+        "scaler.loadtest.mock_vllm:add_parser",
+        "serve a mock vLLM (OpenAI API, vLLM's metric names) to load-test against",
+    ),
 )
 
 
