@@ -1,21 +1,20 @@
-"""Autoscaling on real traces: prescaler's predictive policy against reactive, Holt-Winters and the oracle.
+"""Autoscaling on real traces: GPU-hours at equal SLO, on the pre-registered windows.
 
-For each trace and pod start-up delay, `scaler.sim.compare.compare` runs every policy on the same
-sampled demand (the window after `--history` days, rescaled so its peak needs 20 replicas) and sweeps
-reactive's target; reactive is read at predictive's GPU-hours on the sweep's frontier. The settings
-are the same for every trace (no per-trace tuning); they are printed with the results.
+The protocol (benchmarks/windows.toml, committed before any mechanic or policy change): per trace,
+development windows (defaults may be chosen on these only) and test windows (reported, never tuned
+on); every test window with each of `test_seeds` Poisson seeds, at each start-up of `startups_s`.
+Each (window, seed, start-up) is one `scaler.sim.compare.compare` with every baseline's knob swept
+on the same sampled demand; its frontiers are read at the SLO budgets (`budget_shares` of the
+minutes), as GPU-hours relative to the best tuned reactive baseline and to the oracle floor.
 
-Writes the results table into its own section of benchmarks/README.md (between marker comments;
-nothing else in the file is touched), the raw numbers to benchmarks/autoscaling_results.json and one
-figure per trace (at 180 s start-up) under benchmarks/plots/.
+The jobs run in priority order (180 s start-up test windows first, then its dev windows, then the
+other start-ups) and each finished one is saved to benchmarks/autoscaling_results.json at once, so
+a run cut short leaves every finished job and `--resume` carries on from there. The README section
+says which jobs are missing.
 
-    python -m benchmarks.autoscaling            # the full run, ~20 min on 2 cores
-    python -m benchmarks.autoscaling --quick    # 2 traces, 180 s, 1 day: about a minute
-
-Checks of one row, printed and never written (the README records the full default run):
-
-    python -m benchmarks.autoscaling --traces nasa_http --startups 180 --seed 2
-    python -m benchmarks.autoscaling --traces nasa_http --startups 180 --no-replicas-query
+    python -m benchmarks.autoscaling                 # the protocol, resumable with --resume
+    python -m benchmarks.autoscaling --quick         # 1 window, 1 seed, 180 s: a few minutes
+    python -m benchmarks.autoscaling --render        # rewrite the README section from the JSON
 """
 
 from __future__ import annotations
@@ -28,97 +27,152 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+import tomllib
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from benchmarks._autoscaling_report import markdown, write_section
-from benchmarks._autoscaling_setup import (
-    BURST_AFTER_MIN,
-    BURST_OVER_MIN,
-    BURST_RISE,
-    CLUSTER,
-    DATA,
-    HISTORY_DAYS,
-    PEAK_REPLICAS,
-    PLOTS,
-    PLOTTED_STARTUP_S,
-    QUICK,
-    README,
-    RESULTS,
-    SETTINGS,
-    STARTUPS_S,
-    TRACES,
-    Spec,
-    load,
-)
 from benchmarks._provenance import commit
 from forecasting.base import DAY_S
-from scaler.sim import MinuteSeries
-from scaler.sim.compare import Setup, compare, rescaled, split, to_json
-from scaler.sim.plot import comparison_figure
-from scaler.sim.predictive import THRESHOLD_SHARE_BLIND, PredictiveSettings
-from scaler.traces import Trace
+from scaler.sim import ClusterConfig
+from scaler.sim.compare import Setup, compare, demand_at_step, rescaled, settings_json, to_json
+from scaler.sim.predictive import PredictiveSettings
+from scaler.traces import Trace, load_trace
 
-# Poisson seeds the acceptance rows are checked with, besides the table's seed 1.
-CHECK_SEEDS = (2, 3)
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WINDOWS = ROOT / "benchmarks" / "windows.toml"
+README = ROOT / "benchmarks" / "README.md"
+RESULTS = ROOT / "benchmarks" / "autoscaling_results.json"
+PLOTS = ROOT / "benchmarks" / "plots"
+
+STEP_S = 60.0
+FIRST_STARTUP_S = 180.0
+# The service: 8 slots, 1 s per request, p99 within 2 s (so a request may wait 1 s).
+CLUSTER = ClusterConfig(concurrency=8, service_time_s=1.0, slo_s=2.0)
+# The policies and how finely each knob is swept (the benchmark's grids are coarser than the
+# simulate command's so that a job takes minutes; predictive's fits are shared across its sweep).
+POLICIES = (
+    "reactive",
+    "reactive_60s",
+    "reactive_rate",
+    "no_forecast",
+    "predictive",
+    "holt_winters",
+    "crane_dsp",
+    "aws_style",
+)
+SWEEP_POINTS = 8
+QUANTILES = (0.5, 0.8, 0.9, 0.97)
+THRESHOLD_SHARES = (0.75, 1.25)
 
 
-def run_one(
-    spec: Spec,
-    trace: Trace,
-    startup_s: float,
-    days: float,
-    plot: bool,
-    settings: PredictiveSettings = SETTINGS,
-    seed: int = 1,
-    variant: str = "",
-) -> dict[str, Any]:
-    """One (trace, start-up) comparison as the simulate command's JSON, plus timing; a `variant`
-    (a check of an acceptance row) runs without holt_winters."""
-    started = time.perf_counter()
+class Job(NamedTuple):
+    trace: str
+    split: str
+    """`test` or `dev`."""
+    start_day: float
+    seed: int
+    startup_s: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.trace}|{self.split}|{self.start_day:g}|{self.seed}|{self.startup_s:g}"
+
+
+def protocol(path: Path = WINDOWS) -> dict[str, Any]:
+    """The windows file, checked: a clear error naming the trace and key otherwise."""
+    try:
+        loaded = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"{path}: {exc}") from None
+    for name, spec in loaded.get("traces", {}).items():
+        for key in ("kind", "paths", "history_days", "days", "dev", "test"):
+            if key not in spec:
+                raise SystemExit(f"{path}: trace {name} has no `{key}`")
+    return loaded
+
+
+def jobs(windows: dict[str, Any]) -> list[Job]:
+    """Every job of the protocol, in priority order."""
+    settings = windows["protocol"]
+    startups = sorted(settings["startups_s"], key=lambda s: (s != FIRST_STARTUP_S, -s))
+    found: list[Job] = []
+    for startup in startups:
+        for split, seeds in (("test", settings["test_seeds"]), ("dev", settings["dev_seeds"])):
+            for seed in seeds:
+                for name, spec in windows["traces"].items():
+                    found += [Job(name, split, float(day), int(seed), float(startup)) for day in spec[split]]
+    return found
+
+
+def load(spec: dict[str, Any], data: Path) -> Trace:
+    """The spec's trace(s) as demand at STEP_S, summed over its files on their common minutes."""
+    parts = []
+    for relative in spec["paths"]:
+        trace = load_trace(data / relative)
+        resolution = spec.get("resolution_s")
+        if resolution is not None:
+            trace = demand_at_step(trace, float(resolution))
+        parts.append(demand_at_step(trace, STEP_S))
+    start = max(float(p.at_s[0]) for p in parts)
+    end = min(float(p.at_s[-1]) for p in parts)
+    total, at_s = None, None
+    for part in parts:
+        keep = (part.at_s >= start) & (part.at_s <= end)
+        total = part.values[keep] if total is None else total + part.values[keep]
+        at_s = part.at_s[keep]
+    assert total is not None and at_s is not None
+    return Trace(parts[0].name, at_s, total, STEP_S)
+
+
+def setup_for(startup_s: float, seed: int, peak: float) -> Setup:
     cluster = dataclasses.replace(CLUSTER, startup_delay_s=startup_s)
-    policies = (
-        ("reactive", "predictive", "oracle")
-        if variant
-        else ("reactive", "predictive", "holt_winters", "oracle")
+    settings = PredictiveSettings(history_s=7 * DAY_S)
+    return Setup(
+        cluster,
+        policies=POLICIES,
+        settings=settings,
+        sweep=True,
+        sweep_points=SWEEP_POINTS,
+        seed=seed,
+        quantiles=QUANTILES,
+        threshold_shares=THRESHOLD_SHARES,
     )
-    setup = Setup(cluster, policies=policies, settings=settings, seed=seed)
-    past, window = split(trace, history_s=HISTORY_DAYS * DAY_S, days=days)
-    past, window = rescaled(past, window, peak_replicas=PEAK_REPLICAS, cluster=cluster)
-    result = compare(past, window, setup)
-    if plot:
-        title = f"{spec.name}: start-up {startup_s:g} s, peak {PEAK_REPLICAS:g} replicas"
-        figure = comparison_figure(title, result.outcomes, cluster, result.sweep, result.at_equal)
-        PLOTS.mkdir(parents=True, exist_ok=True)
-        figure.savefig(PLOTS / f"autoscaling_{spec.name}_{startup_s:g}s.png", dpi=80)
+
+
+_TRACES: dict[str, Trace] = {}
+
+
+def run_job(job: Job, spec: dict[str, Any], data: Path, peak: float) -> dict[str, Any]:
+    """One (window, seed, start-up): the simulate command's JSON, compacted, plus timing."""
+    started = time.perf_counter()
+    if job.trace not in _TRACES:
+        _TRACES[job.trace] = load(spec, data)
+    trace = _TRACES[job.trace]
+    first = float(trace.at_s[0])
+    begin = first + job.start_day * DAY_S
+    end = begin + float(spec["days"]) * DAY_S
+    history = float(spec["history_days"]) * DAY_S
+    before = (trace.at_s >= begin - history) & (trace.at_s < begin)
+    inside = (trace.at_s >= begin) & (trace.at_s < end)
+    past = Trace(trace.name, trace.at_s[before], trace.values[before], trace.step_s)
+    window = Trace(trace.name, trace.at_s[inside], trace.values[inside], trace.step_s)
+    setup = setup_for(job.startup_s, job.seed, peak)
+    past, window = rescaled(past, window, peak_replicas=peak, cluster=setup.cluster)
+    result = compare(past if past.values.size else None, window, setup)
     about = {
-        "trace": {"name": spec.name, "kind": spec.kind, "days": days, "startup_s": startup_s},
-        "variant": variant,
+        "job": job._asdict(),
+        "kind": spec["kind"],
+        "key": job.key,
+        "trace": {"name": job.trace, "start_day": job.start_day, "days": float(spec["days"])},
     }
-    bursts = after_bursts(result.outcomes["predictive"].minutes, cluster.slo_quantile)
-    return {**to_json(result, about), "bursts": bursts, "seconds": time.perf_counter() - started}
-
-
-def after_bursts(minutes: MinuteSeries, slo_quantile: float) -> dict[str, float]:
-    """How many of a run's SLO minutes come soon after a burst: within BURST_AFTER_MIN minutes of the
-    demand rising by BURST_RISE within BURST_OVER_MIN minutes (what no daily pattern foresees)."""
-    demand = minutes.demand_rps
-    rise = np.zeros(demand.size, dtype=bool)
-    rise[BURST_OVER_MIN:] = demand[BURST_OVER_MIN:] >= (1 + BURST_RISE) * demand[:-BURST_OVER_MIN]
-    near = np.convolve(rise, np.ones(BURST_AFTER_MIN + 1), mode="full")[: demand.size] > 0
-    late = minutes.over_slo > (1 - slo_quantile) * (1 + 1e-9)
-    return {
-        "slo_minutes": int(late.sum()),
-        "after_burst": int((late & near).sum()),
-        "minutes_after_burst_share": float(near.mean()),
-    }
-
-
-def _cpus() -> int:
-    return os.cpu_count() or 1
+    out = to_json(result, about)
+    for details in out["policies"].values():
+        details.pop("sweep", None)
+    out["seconds"] = time.perf_counter() - started
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,118 +182,71 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, default=DATA, help="the shared data folder (default ../shared/data)"
     )
-    parser.add_argument("--quick", action="store_true", help="2 traces, 180 s start-up, 1 simulated day")
-    parser.add_argument("--days", type=float, help="days simulated per trace (default 5, 1 with --quick)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--no-write", action="store_true", help="print the section; write nothing")
-    check = parser.add_argument_group("checks of single rows (print only; nothing is written)")
-    check.add_argument("--traces", type=_names, help="comma-separated trace names (default: all)")
-    check.add_argument("--startups", type=_seconds, help="comma-separated start-up delays in s")
-    check.add_argument("--seed", type=int, help="the Poisson arrivals' seed (default 1)")
-    check.add_argument(
-        "--no-replicas-query",
-        action="store_true",
-        help=f"predictive without `replicasQuery`, `threshold` {THRESHOLD_SHARE_BLIND:g} x concurrency",
-    )
-    parser.add_argument(
-        "--render",
-        action="store_true",
-        help=f"rewrite the README section from {RESULTS.name} without simulating (after a wording change)",
-    )
+    parser.add_argument("--quick", action="store_true", help="one test window, seed 1, 180 s; writes nothing")
+    parser.add_argument("--resume", action="store_true", help="keep the finished jobs in the results file")
+    parser.add_argument("--deadline", type=float, help="stop starting jobs after this many minutes")
+    parser.add_argument("--render", action="store_true", help="rewrite the README section from the results")
     args = parser.parse_args(argv)
+    windows = protocol()
+    all_jobs = jobs(windows)
     if args.render:
         saved = json.loads(RESULTS.read_text())
-        write_section(markdown(saved["runs"], saved["meta"]))
+        render(saved, windows, all_jobs)
         return 0
-    checking = any(x is not None for x in (args.traces, args.startups, args.seed)) or args.no_replicas_query
-    if args.traces is not None and not set(args.traces) <= {s.name for s in TRACES}:
-        parser.error(f"--traces: expected names among {', '.join(s.name for s in TRACES)}")
-    chosen = args.traces or (QUICK if args.quick else [s.name for s in TRACES])
-    specs = [s for s in TRACES if s.name in chosen]
-    startups = args.startups or ((PLOTTED_STARTUP_S,) if args.quick else STARTUPS_S)
-    settings = dataclasses.replace(SETTINGS, replicas_known=False) if args.no_replicas_query else SETTINGS
-    seed = 1 if args.seed is None else args.seed
-    days = args.days or (1.0 if args.quick else 5.0)
+    peak = float(windows["protocol"]["peak_replicas"])
+    todo = all_jobs[:1] if args.quick else all_jobs
+    saved: dict[str, Any] = {"meta": {}, "runs": {}}
+    if args.resume and RESULTS.exists():
+        saved = json.loads(RESULTS.read_text())
+        todo = [job for job in todo if job.key not in saved["runs"]]
     started = time.perf_counter()
-    traces = {spec.name: load(spec, args.data) for spec in specs}
-    print(f"loaded {len(traces)} traces in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    plot = not (args.no_write or checking)
-    if plot:
-        for old in PLOTS.glob("autoscaling_*.png"):
-            old.unlink()
-    jobs: list[tuple[Spec, float, PredictiveSettings, int, str]] = [
-        (spec, startup, settings, seed, "") for spec in specs for startup in startups
-    ]
-    if not (args.quick or checking):
-        jobs += checks(specs)
-    runs: list[dict[str, Any]] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            pool.submit(
-                run_one,
-                spec,
-                traces[spec.name],
-                startup,
-                days,
-                plot and startup == PLOTTED_STARTUP_S and not variant,
-                chosen_settings,
-                chosen_seed,
-                variant,
-            )
-            for spec, startup, chosen_settings, chosen_seed, variant in jobs
-        ]
-        for future in futures:
-            run = future.result()
-            runs.append(run)
-            p = run["policies"]
-            print(
-                f"{run['trace']['name']} {run['trace']['startup_s']:g}s{' ' + run['variant'] if run['variant'] else ''}: predictive "
-                f"{p['predictive']['gpu_hours'] / p['oracle']['gpu_hours']:.2f}x oracle, "
-                f"{p['predictive']['slo_violation_minutes']} SLO min; reactive at equal GPU-h "
-                f"{run['reactive_at_equal_gpu_hours']['slo_violation_minutes']:.1f} ({run['seconds']:.0f} s)",
-                file=sys.stderr,
-            )
-    meta = {
+    saved["meta"] = {
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit((README, RESULTS, PLOTS)),
-        "cpus": _cpus(),
+        "cpus": os.cpu_count() or 1,
         "python": platform.python_version(),
         "jobs": args.jobs,
-        "quick": args.quick,
-        "days": days,
-        "seconds": time.perf_counter() - started,
+        "jobs_in_protocol": len(all_jobs),
+        "settings": settings_json(setup_for(FIRST_STARTUP_S, 1, peak)),
     }
-    if checking:
+    print(f"{len(todo)} jobs to run", file=sys.stderr, flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        pending: set[Future[dict[str, Any]]] = set()
+        queue = list(todo)
+
+        def submit() -> None:
+            while queue and len(pending) < args.jobs:
+                if args.deadline is not None and time.perf_counter() - started > args.deadline * 60:
+                    queue.clear()
+                    return
+                job = queue.pop(0)
+                spec = windows["traces"][job.trace]
+                pending.add(pool.submit(run_job, job, spec, args.data, peak))
+
+        submit()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.discard(future)
+                run = future.result()
+                saved["runs"][run["key"]] = run
+                print(f"{run['key']}: {run['seconds']:.0f} s", file=sys.stderr, flush=True)
+                if not args.quick:
+                    saved["meta"]["seconds"] = time.perf_counter() - started
+                    RESULTS.write_text(json.dumps(saved, indent=None, default=_json_default) + "\n")
+            submit()
+    if args.quick:
+        print(json.dumps(next(iter(saved["runs"].values()))["equal_slo"], indent=1, default=_json_default))
         return 0
-    text = markdown(runs, meta)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        results = {"meta": meta, "runs": runs}
-        RESULTS.write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
+    render(saved, windows, all_jobs)
     return 0
 
 
-def checks(specs: list[Spec]) -> list[tuple[Spec, float, PredictiveSettings, int, str]]:
-    """Checks of the acceptance rows (diurnal traces): at 180 s with two more Poisson seeds, and
-    blind to the replicas (`--no-replicas-query`) at 180 s and 600 s."""
-    blind = dataclasses.replace(SETTINGS, replicas_known=False)
-    found: list[tuple[Spec, float, PredictiveSettings, int, str]] = []
-    for spec in (s for s in specs if s.kind == "diurnal"):
-        found += [(spec, PLOTTED_STARTUP_S, SETTINGS, seed, f"seed {seed}") for seed in CHECK_SEEDS]
-        found += [(spec, startup, blind, 1, "blind") for startup in (PLOTTED_STARTUP_S, max(STARTUPS_S))]
-    return found
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def _seconds(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds such as 60,180; got {text!r}") from None
+def render(saved: dict[str, Any], windows: dict[str, Any], all_jobs: list[Job]) -> None:
+    text = markdown(saved, windows, [job.key for job in all_jobs], PLOTS)
+    write_section(text, README)
+    print(text)
 
 
 def _json_default(value: object) -> object:

@@ -25,7 +25,8 @@ import httpx
 
 from forecasting.base import DAY_S
 from scaler.errors import ConfigError, QueryShapeError, SourceError
-from scaler.sim import ClusterConfig, ScalingConfig
+from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRules
+from scaler.sim.autoscaler import SCALE_DOWN
 from scaler.sim.compare import (
     POLICIES,
     SWEEP_FROM,
@@ -35,6 +36,7 @@ from scaler.sim.compare import (
     compare,
     demand_at_step,
     rescaled,
+    settings_json,
     split,
     table,
     to_json,
@@ -87,15 +89,34 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _targets(text: str) -> tuple[float, ...]:
-    return tuple(sorted({_positive(part) for part in text.split(",") if part.strip()}))
+def _outage(text: str) -> tuple[float, float]:
+    start, plus, length = text.partition("+")
+    try:
+        begin, duration = parse_duration_s(start), parse_duration_s(length)
+    except ValueError:
+        plus = ""
+    if not plus or duration <= 0:
+        raise argparse.ArgumentTypeError(
+            f"`{text}`: expected START+DURATION from the window's start, e.g. 6h+30m"
+        )
+    return begin, begin + duration
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}`: expected a whole number >= 1")
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `simulate` subcommand; its `func` is `run`."""
     parser = subparsers.add_parser(
         "simulate",
-        help="replay a load trace through the what-if simulator: predictive vs reactive vs oracle",
+        help="replay a load trace through the what-if simulator: predictive vs baselines vs the oracle floor",
         description="Simulates KEDA + HPA scaling a GPU inference Deployment on a recorded load (a trace "
         "file or your Prometheus history) under several policies, and compares GPU-hours with SLO "
         "minutes. See docs/simulator.md.",
@@ -151,7 +172,42 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_duration,
         default=180.0,
         metavar="DURATION",
-        help="from a replica asked for to it serving (default 180s)",
+        help="median start-up delay, from a replica asked for to it serving (default 180s)",
+    )
+    service.add_argument(
+        "--startup-p95",
+        type=_duration,
+        metavar="DURATION",
+        help="95th percentile of the per-replica start-up delay, lognormal (default 1.5 x --startup; "
+        "equal to --startup for a fixed delay)",
+    )
+    service.add_argument(
+        "--client-timeout",
+        type=_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="a request still waiting this long is dropped and counts as a violation (default 30s)",
+    )
+    service.add_argument(
+        "--gpus-per-node",
+        type=int,
+        metavar="N",
+        help="simulate GPU nodes of N GPUs (1 per replica) and the Cluster Autoscaler; GPU-hours are "
+        "then billed per node (default: per replica, no nodes)",
+    )
+    service.add_argument(
+        "--node-startup",
+        type=_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="with --gpus-per-node: from a node asked for to it taking pods (default 5m)",
+    )
+    service.add_argument(
+        "--node-unneeded",
+        type=_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="with --gpus-per-node: Cluster Autoscaler's scale-down-unneeded-time (default 10m)",
     )
     service.add_argument(
         "--service-time",
@@ -185,6 +241,49 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     service.add_argument(
         "--min-replicas", type=int, default=0, metavar="N", help="KEDA minReplicaCount (default 0)"
+    )
+    pipeline = parser.add_argument_group("the metric pipeline and KEDA/HPA")
+    pipeline.add_argument(
+        "--scrape-interval",
+        type=_duration,
+        default=15.0,
+        metavar="DURATION",
+        help="Prometheus scrape interval every policy sees the service through (default 15s)",
+    )
+    pipeline.add_argument(
+        "--rate-window",
+        type=_duration,
+        default=60.0,
+        metavar="DURATION",
+        help="the rate() window of request rates (default 1m)",
+    )
+    pipeline.add_argument(
+        "--scale-down-window",
+        type=_duration,
+        metavar="DURATION",
+        help="give the HPA an explicit `behavior` with this scale-down stabilization window (default: "
+        "no behavior, the HPA's legacy path: 300 s stabilization, up to max(2x, 4) replicas per sync)",
+    )
+    pipeline.add_argument(
+        "--fallback-replicas",
+        type=int,
+        metavar="N",
+        help="KEDA `fallback.replicas` while the scaler fails (default: no fallback)",
+    )
+    pipeline.add_argument(
+        "--fallback-failures",
+        type=_count,
+        default=3,
+        metavar="N",
+        help="KEDA `fallback.failureThreshold` (default 3)",
+    )
+    pipeline.add_argument(
+        "--scaler-outage",
+        type=_outage,
+        action="append",
+        default=[],
+        metavar="START+DURATION",
+        help="the scaler answers UNAVAILABLE in this span from the window's start, e.g. 6h+30m (repeatable)",
     )
     policy = parser.add_argument_group("the policies")
     policy.add_argument(
@@ -226,16 +325,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="predictive's `refitInterval`, in simulated time (default 1h)",
     )
     policy.add_argument(
-        "--measure-service-time",
+        "--service-time-known",
         action="store_true",
-        help="leave predictive's `serviceTime` unset: measure it by Little's law",
+        help="give predictive (and the other forecasting baselines) `serviceTime` = --service-time "
+        "(default: unset, measured by Little's law)",
     )
     policy.add_argument(
-        "--sweep-targets",
-        type=_targets,
-        metavar="N,N,...",
-        help=f"reactive's targets to sweep (default {SWEEP_POINTS} from {SWEEP_FROM:g} to "
-        f"{SWEEP_TO:g} x --concurrency)",
+        "--sweep",
+        action="store_true",
+        help="sweep every policy's knob: frontiers and GPU-hours at equal SLO (default off: one run each)",
+    )
+    policy.add_argument(
+        "--sweep-points",
+        type=_count,
+        default=SWEEP_POINTS,
+        metavar="N",
+        help=f"points of a target's sweep, {SWEEP_FROM:g} to {SWEEP_TO:g} x its default (default {SWEEP_POINTS})",
     )
     run_group = parser.add_argument_group("the run")
     run_group.add_argument("--seed", type=int, default=1, help="seed of the Poisson arrivals (default 1)")
@@ -265,28 +370,46 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
         concurrency=args.concurrency,
         service_time_s=args.service_time,
         startup_delay_s=args.startup,
+        startup_p95_s=args.startup_p95,
         slo_s=args.slo,
         max_queue=args.max_queue,
+        client_timeout_s=args.client_timeout,
+        gpus_per_node=args.gpus_per_node,
+        node_startup_s=args.node_startup,
+        node_scale_down_unneeded_s=args.node_unneeded,
     )
-    scaling = ScalingConfig(min_replica_count=args.min_replicas, max_replica_count=args.max_replicas)
+    behavior = args.scale_down_window is not None
+    scale_down = ScalingRules(args.scale_down_window or 0.0, SCALE_DOWN.policies) if behavior else SCALE_DOWN
+    scaling = ScalingConfig(
+        min_replica_count=args.min_replicas,
+        max_replica_count=args.max_replicas,
+        behavior=behavior,
+        scale_down=scale_down,
+        fallback_replicas=args.fallback_replicas,
+        fallback_failure_threshold=args.fallback_failures,
+    )
     settings = PredictiveSettings(
         threshold=args.threshold,
         lead_time_s=args.lead_time,
         quantile=args.quantile,
         refit_interval_s=args.refit_interval,
         history_s=args.history,
-        measure_service_time=args.measure_service_time,
+        measure_service_time=not args.service_time_known,
         replicas_known=not args.no_replicas_query,
     )
+    pipeline = PipelineConfig(scrape_interval_s=args.scrape_interval, rate_window_s=args.rate_window)
     return Setup(
         cluster,
         scaling,
         args.policies,
         args.target,
         settings,
-        args.sweep_targets,
+        sweep=args.sweep,
+        sweep_points=args.sweep_points,
         seed=args.seed,
         tick_s=args.tick,
+        pipeline=pipeline,
+        outages=tuple(args.scaler_outage),
     )
 
 
@@ -306,14 +429,7 @@ def _about(trace: Trace, past: Trace, window: Trace, setup: Setup, factor: float
             "scale_factor": factor,
             "peak_rps": float(window.values.max()),
         },
-        "settings": {
-            "cluster": {k: getattr(setup.cluster, k) for k in setup.cluster.__dataclass_fields__},
-            "policies": list(setup.policies),
-            "reactive_target": setup.reactive_target(),
-            "predictive": {k: getattr(setup.settings, k) for k in setup.settings.__dataclass_fields__},
-            "seed": setup.seed,
-            "tick_s": setup.tick_s,
-        },
+        "settings": settings_json(setup),
     }
 
 
@@ -350,8 +466,18 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         args.json.write_text(json.dumps(to_json(result, about), indent=2) + "\n")
         if args.plot is not None:
-            title = f"{trace.name}: start-up {args.startup:g} s, peak {args.peak_replicas:g} replicas"
-            figure = comparison_figure(title, result.outcomes, setup.cluster, result.sweep, result.at_equal)
+            title = (
+                f"{trace.name}: start-up median {args.startup:g} s (p95 {setup.cluster.startup_p95:g} s), "
+                f"peak {args.peak_replicas:g} replicas, SLO p99 <= {args.slo:g} s"
+            )
+            figure = comparison_figure(
+                title,
+                result.outcomes,
+                setup.cluster,
+                {name: result.frontier(name) for name in result.outcomes},
+                days=result.days,
+                budgets=[per_day for _, per_day in result.budgets] if result.sweeps else [],
+            )
             figure.savefig(args.plot, dpi=110)
     except OSError as exc:
         return failed(exc, 1)

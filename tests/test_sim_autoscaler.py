@@ -36,8 +36,8 @@ def test_a_target_below_keda_precision_is_refused() -> None:
         hpa_desired(1.0, 0.0001, 1, tolerance=0.1)
 
 
-def test_scale_up_is_limited_to_max_of_4_pods_and_100_percent_per_15_s() -> None:
-    autoscaler = Autoscaler(ScalingConfig(), replicas=2, now_s=0.0)
+def test_with_behavior_scale_up_is_limited_to_max_of_4_pods_and_100_percent_per_15_s() -> None:
+    autoscaler = Autoscaler(ScalingConfig(behavior=True), replicas=2, now_s=0.0)
     replicas, seen = 2, []
     for now_s in (15.0, 30.0, 45.0, 60.0):
         replicas = autoscaler.hpa_sync(now_s, value=20.0, target=1.0, current=replicas)
@@ -45,13 +45,44 @@ def test_scale_up_is_limited_to_max_of_4_pods_and_100_percent_per_15_s() -> None
     assert seen == [6, 12, 20, 20]
 
 
+def test_without_behavior_the_legacy_path_allows_max_of_2x_and_4_per_sync() -> None:
+    # KEDA without `advanced.horizontalPodAutoscalerConfig.behavior`: scaleUpLimit = max(2 x current, 4).
+    autoscaler = Autoscaler(ScalingConfig(), replicas=1, now_s=0.0)
+    replicas, seen = 1, []
+    for now_s in (15.0, 30.0, 45.0, 60.0):
+        replicas = autoscaler.hpa_sync(now_s, value=20.0, target=1.0, current=replicas)
+        seen.append(replicas)
+    assert seen == [4, 8, 16, 20]
+
+
+def test_without_behavior_scale_down_keeps_the_largest_recommendation_of_300_s() -> None:
+    autoscaler = Autoscaler(ScalingConfig(), replicas=8, now_s=0.0)
+    history = {}
+    replicas = 8
+    for now_s in range(15, 331, 15):
+        value = 6.0 if now_s == 60 else 2.0  # one recommendation of 6 at t=60 among 2s
+        replicas = autoscaler.hpa_sync(float(now_s), value=value, target=1.0, current=replicas)
+        history[now_s] = replicas
+    # The initial 8 (t=0) holds through t=285, then the 6 of t=60 until it leaves the window at t=360.
+    assert {t for t, r in history.items() if r == 8} == set(range(15, 286, 15))
+    assert history[300] == 6 and history[330] == 6
+
+
+def test_a_60_s_scale_down_window_behavior_drops_after_60_s() -> None:
+    window = ScalingRules(60.0, ScalingConfig().scale_down.policies)
+    autoscaler = Autoscaler(ScalingConfig(behavior=True, scale_down=window), replicas=6, now_s=0.0)
+    seen = [autoscaler.hpa_sync(float(t), value=2.0, target=1.0, current=6) for t in (15, 30, 45, 60)]
+    assert seen == [6, 6, 6, 2]  # the initial 6 (t=0) leaves (now - 60, now] at t=60
+
+
 def test_scale_up_stops_at_max_replica_count() -> None:
     autoscaler = Autoscaler(ScalingConfig(max_replica_count=5), replicas=4, now_s=0.0)
     assert autoscaler.hpa_sync(15.0, value=400.0, target=1.0, current=4) == 5
 
 
-def test_scale_down_waits_for_the_300_s_stabilization_window_then_drops_at_once() -> None:
-    autoscaler = Autoscaler(ScalingConfig(), replicas=10, now_s=0.0)
+@pytest.mark.parametrize("behavior", [False, True])
+def test_scale_down_waits_for_the_300_s_stabilization_window_then_drops_at_once(behavior: bool) -> None:
+    autoscaler = Autoscaler(ScalingConfig(behavior=behavior), replicas=10, now_s=0.0)
     assert autoscaler.hpa_sync(15.0, value=10.0, target=1.0, current=10) == 10
     replicas, history = 10, {}
     for now_s in range(30, 346, 15):  # demand drops to 2 replicas' worth from t=30
@@ -64,7 +95,7 @@ def test_scale_down_waits_for_the_300_s_stabilization_window_then_drops_at_once(
 
 def test_a_user_behavior_replaces_the_defaults() -> None:
     slow_down = ScalingRules(60.0, (ScalingPolicy("Pods", 1, 60.0),))
-    config = ScalingConfig(scale_down=slow_down)
+    config = ScalingConfig(behavior=True, scale_down=slow_down)
     autoscaler = Autoscaler(config, replicas=5, now_s=0.0)
     replicas, history = 5, {}
     for now_s in range(15, 301, 15):
@@ -76,13 +107,13 @@ def test_a_user_behavior_replaces_the_defaults() -> None:
 
 def test_min_change_select_picks_the_smaller_scale_up() -> None:
     rules = ScalingRules(0.0, (ScalingPolicy("Pods", 4, 15.0), ScalingPolicy("Percent", 100, 15.0)), "Min")
-    autoscaler = Autoscaler(ScalingConfig(scale_up=rules), replicas=2, now_s=0.0)
+    autoscaler = Autoscaler(ScalingConfig(behavior=True, scale_up=rules), replicas=2, now_s=0.0)
     assert autoscaler.hpa_sync(15.0, value=20.0, target=1.0, current=2) == 4  # min(2 + 4, 2 * 2)
 
 
 def test_disabled_scale_down_holds_replicas() -> None:
     rules = ScalingRules(0.0, (ScalingPolicy("Percent", 100, 15.0),), "Disabled")
-    autoscaler = Autoscaler(ScalingConfig(scale_down=rules), replicas=6, now_s=0.0)
+    autoscaler = Autoscaler(ScalingConfig(behavior=True, scale_down=rules), replicas=6, now_s=0.0)
     assert autoscaler.hpa_sync(15.0, value=1.0, target=1.0, current=6) == 6
 
 
@@ -93,7 +124,7 @@ def test_hpa_does_not_scale_from_zero() -> None:
 
 def test_hpa_scales_down_no_lower_than_one_replica() -> None:
     no_window = ScalingRules(0.0, ScalingConfig().scale_down.policies)
-    autoscaler = Autoscaler(ScalingConfig(scale_down=no_window), replicas=3, now_s=0.0)
+    autoscaler = Autoscaler(ScalingConfig(behavior=True, scale_down=no_window), replicas=3, now_s=0.0)
     assert autoscaler.hpa_sync(15.0, value=0.0, target=1.0, current=3) == 1
 
 

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from scaler.sim.cluster import Cluster, ClusterConfig
 
 # 10 slots x 1 s per request: one replica serves 10 requests/s, 50 per 5-s tick.
-CONFIG = ClusterConfig(concurrency=10, service_time_s=1.0, startup_delay_s=12.0, slo_s=2.0)
+CONFIG = ClusterConfig(
+    concurrency=10, service_time_s=1.0, startup_delay_s=12.0, startup_p95_s=12.0, slo_s=2.0
+)
 
 
 def test_demand_exactly_at_capacity_never_waits() -> None:
@@ -20,7 +22,7 @@ def test_demand_exactly_at_capacity_never_waits() -> None:
     assert log.edge_wait_s.max() == 0.0
     assert cluster.waiting == 0.0
     assert cluster.in_flight == pytest.approx(30.0)  # every slot busy
-    assert cluster.arrival_rate == pytest.approx(30.0)
+    assert cluster.offered_total == pytest.approx(3000.0)
 
 
 def test_overload_waits_grow_as_the_queue_does() -> None:
@@ -105,7 +107,12 @@ def test_requests_are_conserved_and_waits_are_non_negative(
     arrivals: list[float], replicas: list[int], max_queue: int | None
 ) -> None:
     config = ClusterConfig(
-        concurrency=4, service_time_s=3.0, startup_delay_s=7.0, slo_s=5.0, max_queue=max_queue
+        concurrency=4,
+        service_time_s=3.0,
+        startup_delay_s=7.0,
+        slo_s=5.0,
+        max_queue=max_queue,
+        client_timeout_s=None,
     )
     cluster = Cluster(config, tick_s=5.0, ticks=len(arrivals), replicas=1)
     served = 0.0

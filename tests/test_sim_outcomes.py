@@ -19,10 +19,13 @@ def _log(
         offered=np.full(ticks, admitted + dropped),
         admitted=np.full(ticks, admitted),
         dropped=np.full(ticks, dropped),
+        timed_out=np.zeros(ticks),
         edge_wait_s=np.asarray(edge_wait_s, dtype=np.float64),
         provisioned=np.full(ticks, replicas, dtype=np.int64),
         ready=np.full(ticks, replicas, dtype=np.int64),
         in_flight=np.zeros(ticks),
+        billed_gpus=np.full(ticks, replicas, dtype=np.int64),
+        nodes=np.zeros(ticks, dtype=np.int64),
     )
 
 

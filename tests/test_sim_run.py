@@ -27,8 +27,10 @@ from scaler.traces import Trace
 from scaler.trigger import TriggerConfig
 
 # One replica: 10 slots x 1 s per request = 10 requests/s. SLO 2 s: a request may wait 1 s.
-CLUSTER = ClusterConfig(concurrency=10, service_time_s=1.0, startup_delay_s=60.0, slo_s=2.0)
-SCALING = ScalingConfig()
+CLUSTER = ClusterConfig(
+    concurrency=10, service_time_s=1.0, startup_delay_s=60.0, startup_p95_s=60.0, slo_s=2.0
+)
+SCALING = ScalingConfig(behavior=True)
 
 
 def trace_of(*segments: tuple[float, float], step_s: float = 5.0) -> Trace:
@@ -45,8 +47,10 @@ def test_a_step_up_costs_reactive_a_known_window_and_the_oracle_nothing() -> Non
     # 10/s (1 replica's worth) for 10 min, then 20/s. Reactive first sees the queue at the HPA sync at
     # t=615 and asks for 5 replicas (scale-up limit), ready at t=675; 10 more are ready at t=690, and
     # the queue is gone before t=695. Requests from t=600 to ~t=690 wait > 1 s: minutes 10 and 11.
+    # Without a client timeout (with it, the requests waiting over 30 s would be dropped instead).
     trace = trace_of((600, 10.0), (600, 20.0))
-    outcomes = simulate(trace, baselines(target=10.0), CLUSTER, SCALING, poisson=False)
+    patient = dataclasses.replace(CLUSTER, client_timeout_s=None)
+    outcomes = simulate(trace, baselines(target=10.0), patient, SCALING, poisson=False)
     late = outcomes["reactive"]
     assert violating_minutes(late) == [10, 11]
     assert late.minutes.over_slo[10] == pytest.approx(59 / 60)  # all but the arrivals of t=600-601
@@ -68,7 +72,7 @@ def test_a_step_up_costs_reactive_a_known_window_and_the_oracle_nothing() -> Non
 
 def test_a_longer_start_up_delay_widens_reactive_window() -> None:
     trace = trace_of((600, 10.0), (900, 20.0))
-    slow = dataclasses.replace(CLUSTER, startup_delay_s=180.0)
+    slow = dataclasses.replace(CLUSTER, startup_delay_s=180.0, startup_p95_s=180.0)
     outcomes = simulate(trace, {"reactive": reactive(10.0), "oracle": oracle()}, slow, SCALING, poisson=False)
     # First new replicas ready at t = 615 + 180 = 795, the queue gone a little later (minute 13).
     assert violating_minutes(outcomes["reactive"]) == [10, 11, 12, 13]
@@ -90,7 +94,7 @@ def test_constant_demand_at_capacity_never_violates_and_bills_replicas_times_hou
 
 
 def test_activation_from_zero_then_the_hpa_takes_over() -> None:
-    cluster = dataclasses.replace(CLUSTER, startup_delay_s=10.0, initial_replicas=0)
+    cluster = dataclasses.replace(CLUSTER, startup_delay_s=10.0, startup_p95_s=10.0, initial_replicas=0)
     trace = trace_of((10, 0.0), (290, 2.0))
     outcome = simulate(trace, {"reactive": reactive(1.0)}, cluster, SCALING, poisson=False)["reactive"]
     provisioned = outcome.ticks.provisioned
@@ -103,7 +107,7 @@ def test_activation_from_zero_then_the_hpa_takes_over() -> None:
 
 
 def test_cooldown_returns_to_min_replica_count_zero() -> None:
-    cluster = dataclasses.replace(CLUSTER, startup_delay_s=0.0, initial_replicas=1)
+    cluster = dataclasses.replace(CLUSTER, startup_delay_s=0.0, startup_p95_s=0.0, initial_replicas=1)
     trace = trace_of((60, 1.0), (600, 0.0))
     outcome = simulate(trace, {"reactive": reactive(1.0)}, cluster, SCALING, poisson=False)["reactive"]
     provisioned = outcome.ticks.provisioned
@@ -132,7 +136,7 @@ def test_a_seed_fixes_the_run_and_another_seed_changes_it() -> None:
 def test_the_oracle_sees_past_the_hpa_tolerance() -> None:
     # 20 -> 21 replicas' worth is within the 10 % tolerance: value 21 would change nothing.
     trace = trace_of((600, 200.0), (600, 210.0))
-    cluster = dataclasses.replace(CLUSTER, startup_delay_s=30.0)
+    cluster = dataclasses.replace(CLUSTER, startup_delay_s=30.0, startup_p95_s=30.0)
     outcome = simulate(trace, {"oracle": oracle()}, cluster, SCALING, poisson=False)["oracle"]
     assert outcome.slo_violation_minutes == 0
     assert outcome.ticks.provisioned.max() == 23  # the fewest past the tolerance: ceil(20 x 1.1 + 0.001)

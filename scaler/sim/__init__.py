@@ -7,13 +7,17 @@
 Modules, one concept each:
 
 - `cluster`     the service: replicas, start-up delay, queueing, latency (`ClusterConfig`)
-- `autoscaler`  KEDA's scale loop and the HPA (`ScalingConfig`, HPA `behavior` rules)
-- `interface`   what a policy sees (`Signals`) and answers (`Answer`); the `Policy` protocol
+- `autoscaler`  KEDA's scale loop and fallback, the HPA's legacy path or `behavior` (`ScalingConfig`)
+- `interface`   what a policy sees through the metric pipeline (`PipelineConfig`, `Signals`) and
+                answers (`Answer`); the `Policy` protocol
 - `policies`    reactive, fixed buffer, oracle
+- `baselines`   reactive on rate, no_forecast, Crane DSP, AWS-style
+- `predictive`, `holt_winters`  prescaler's predictive mode; the Holt-Winters anchor
 - `demand`      a trace as demand: rescale, resample to the tick, sample arrivals
 - `outcomes`    GPU-hours, cost, SLO-violating minutes, series for plots (`Outcome`)
 - `run`         `simulate(trace, policies, cluster, scaling, seed=...)`
-- `sweep`       reactive over its target; its SLO minutes at equal GPU-hours
+- `sweep`       a policy's frontier over its knob; GPU-hours at an SLO budget
+- `compare`     every policy on one window, swept, read at equal SLO
 
 Example::
 
@@ -24,22 +28,22 @@ Example::
 from scaler.sim.autoscaler import SCALE_DOWN, SCALE_UP, ScalingConfig, ScalingPolicy, ScalingRules
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.demand import rates_per_tick, rescale_to_peak, sample_arrivals
-from scaler.sim.interface import Answer, Metric, Policy, PolicyFactory, Scenario, Signals
+from scaler.sim.interface import Answer, Metric, PipelineConfig, Policy, PolicyFactory, Scenario, Signals
 from scaler.sim.outcomes import MinuteSeries, Outcome, TickSeries
 from scaler.sim.policies import Oracle, Reactive, baselines, fixed_buffer, oracle, reactive
 from scaler.sim.run import prepare, run_policy, simulate
-from scaler.sim.sweep import AtGpuHours, SweepPoint, at_equal_gpu_hours, sweep_reactive
+from scaler.sim.sweep import SweepPoint, frontier, gpu_hours_at_budget
 
 __all__ = [
     "SCALE_DOWN",
     "SCALE_UP",
     "Answer",
-    "AtGpuHours",
     "ClusterConfig",
     "Metric",
     "MinuteSeries",
     "Oracle",
     "Outcome",
+    "PipelineConfig",
     "Policy",
     "PolicyFactory",
     "Reactive",
@@ -50,9 +54,10 @@ __all__ = [
     "Signals",
     "SweepPoint",
     "TickSeries",
-    "at_equal_gpu_hours",
     "baselines",
     "fixed_buffer",
+    "frontier",
+    "gpu_hours_at_budget",
     "oracle",
     "prepare",
     "rates_per_tick",
@@ -61,5 +66,4 @@ __all__ = [
     "run_policy",
     "sample_arrivals",
     "simulate",
-    "sweep_reactive",
 ]

@@ -7,9 +7,19 @@ Follows KEDA's `scale_executor.RequestScale` and the HPA controller (`replica_ca
 - KEDA, every `polling_interval_s`: active with 0 replicas -> max(1, minReplicaCount); inactive, with
   minReplicaCount 0, and not active for longer than `cooldown_period_s` -> 0; active -> remember when.
 - HPA, every `hpa_sync_s` while replicas > 0: desired = ceil(value / target) unless
-  |value / (target * current) - 1| <= tolerance; the scale-down recommendation is the largest of the
-  window's, the scale-up one the smallest of its window's; the change per period is limited by the
-  behavior's policies; the result is clamped to [max(1, minReplicaCount), maxReplicaCount].
+  |value / (target * current) - 1| <= tolerance. Then one of two paths, as the controller has:
+  - without `behavior` (KEDA leaves it unset unless the ScaledObject's `advanced` block gives one, and
+    the API server does not default it): the legacy path, `normalizeDesiredReplicas`: the largest
+    recommendation of the last `downscale_stabilization_s` (the controller's
+    `--horizontal-pod-autoscaler-downscale-stabilization`, 5 min), and at most max(2 x current, 4)
+    replicas per sync (`scaleUpLimitFactor`, `scaleUpLimitMinimum`);
+  - with `behavior`: the scale-down recommendation is the largest of its window's, the scale-up one
+    the smallest of its window's; the change per period is limited by the behavior's policies.
+  The result is clamped to [max(1, minReplicaCount), maxReplicaCount].
+- KEDA's `fallback`: while the scaler answers UNAVAILABLE, the HPA's metric read fails and it keeps
+  the replicas (and KEDA's scale loop neither activates nor deactivates); from the
+  `fallback_failure_threshold`-th failed read in a row KEDA serves `fallback_replicas` x target
+  instead, so the HPA moves to `fallback_replicas` under its usual rules.
 
 Times are the caller's clock in seconds; windows and periods count samples strictly newer than
 `now - window`, as Kubernetes' `After(cutoff)` does.
@@ -17,6 +27,7 @@ Times are the caller's clock in seconds; windows and periods count samples stric
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -52,6 +63,12 @@ SCALE_DOWN = ScalingRules(300.0, (ScalingPolicy("Percent", 100, 15.0),))
 """Kubernetes' default: the largest recommendation of the last 300 s; down to any count per 15 s."""
 
 
+LEGACY_SCALE_UP_FACTOR, LEGACY_SCALE_UP_MINIMUM = 2, 4
+DOWNSCALE_STABILIZATION_S = 300.0
+# KEDA's default `fallback.failureThreshold`.
+FALLBACK_FAILURE_THRESHOLD = 3
+
+
 @dataclass(frozen=True, slots=True)
 class ScalingConfig:
     """The ScaledObject's settings and the HPA behavior KEDA gives it (defaults are KEDA's and the HPA's)."""
@@ -74,11 +91,25 @@ class ScalingConfig:
     tolerance: float = HPA_TOLERANCE
     """The HPA's tolerance: no change while the usage ratio is within 1 +/- this."""
 
+    behavior: bool = False
+    """Whether the ScaledObject sets `advanced.horizontalPodAutoscalerConfig.behavior`; without it
+    the HPA takes its legacy path (see the module docstring)."""
+
     scale_up: ScalingRules = SCALE_UP
-    """`advanced.horizontalPodAutoscalerConfig.behavior.scaleUp`."""
+    """`behavior.scaleUp` (with `behavior`)."""
 
     scale_down: ScalingRules = SCALE_DOWN
-    """`advanced.horizontalPodAutoscalerConfig.behavior.scaleDown`."""
+    """`behavior.scaleDown` (with `behavior`)."""
+
+    downscale_stabilization_s: float = DOWNSCALE_STABILIZATION_S
+    """The controller's `--horizontal-pod-autoscaler-downscale-stabilization` (the legacy path)."""
+
+    fallback_replicas: int | None = None
+    """KEDA `fallback.replicas`; None: no `fallback` block (the HPA keeps the replicas while the
+    scaler fails)."""
+
+    fallback_failure_threshold: int = FALLBACK_FAILURE_THRESHOLD
+    """KEDA `fallback.failureThreshold`: failed metric reads in a row before the fallback applies."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,8 +121,13 @@ class ScalingConfig:
                 f"min_replica_count ({self.min_replica_count}) and max_replica_count "
                 f"({self.max_replica_count}) must satisfy 0 <= min <= max, max >= 1"
             )
-        if self.cooldown_period_s < 0 or self.tolerance < 0:
-            problems.append("cooldown_period_s and tolerance must be >= 0")
+        if self.cooldown_period_s < 0 or self.tolerance < 0 or self.downscale_stabilization_s < 0:
+            problems.append("cooldown_period_s, tolerance and downscale_stabilization_s must be >= 0")
+        if self.fallback_failure_threshold < 1 or (self.fallback_replicas or 0) < 0:
+            problems.append(
+                f"fallback_failure_threshold ({self.fallback_failure_threshold}) must be >= 1 and "
+                f"fallback_replicas ({self.fallback_replicas}) >= 0"
+            )
         if problems:
             raise ValueError("ScalingConfig: " + "; ".join(problems))
 
@@ -99,6 +135,25 @@ class ScalingConfig:
     def hpa_min_replicas(self) -> int:
         """The HPA's minReplicas as KEDA sets it."""
         return max(1, self.min_replica_count)
+
+    @property
+    def down_window_s(self) -> float:
+        """The scale-down stabilization window in effect."""
+        return self.scale_down.stabilization_window_s if self.behavior else self.downscale_stabilization_s
+
+    def without_down_stabilization(self) -> ScalingConfig:
+        """These settings with no scale-down stabilization (what the clairvoyant floor is run with)."""
+        if self.behavior:
+            rules = dataclasses.replace(self.scale_down, stabilization_window_s=0.0)
+            return dataclasses.replace(self, scale_down=rules)
+        return dataclasses.replace(self, downscale_stabilization_s=0.0)
+
+    def scale_up_reach(self, replicas: int) -> int:
+        """The most replicas one HPA period can move to from `replicas` (> 0), by the rules in effect."""
+        if not self.behavior:
+            return max(LEGACY_SCALE_UP_FACTOR * replicas, LEGACY_SCALE_UP_MINIMUM)
+        rules = self.scale_up
+        return rate_limit(rules, replicas, [replicas] * len(rules.policies), up=True)
 
 
 def _milli(number: float) -> int:
@@ -158,12 +213,29 @@ class Autoscaler:
             desired = config.hpa_min_replicas
         else:
             proposal = hpa_desired(value, target, current, config.tolerance)
-            desired = self._rate_limited(now_s, current, self._stabilized(now_s, current, proposal))
+            if config.behavior:
+                desired = self._rate_limited(now_s, current, self._stabilized(now_s, current, proposal))
+            else:
+                desired = self._legacy(now_s, current, proposal)
         if desired > current:
             self._ups.append((now_s, desired - current))
         elif desired < current:
             self._downs.append((now_s, current - desired))
         return desired
+
+    def _legacy(self, now_s: float, current: int, proposal: int) -> int:
+        """`normalizeDesiredReplicas`: stabilize, then limit the scale-up, then clamp."""
+        window = self.config.downscale_stabilization_s
+        stabilized = proposal
+        for at_s, recommendation in self._recommendations:
+            if at_s > now_s - window:
+                stabilized = max(stabilized, recommendation)
+        self._recommendations.append((now_s, proposal))
+        while self._recommendations and self._recommendations[0][0] <= now_s - window:
+            self._recommendations.popleft()
+        config = self.config
+        limit = max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM)
+        return min(max(min(stabilized, limit), config.hpa_min_replicas), config.max_replica_count)
 
     def _stabilized(self, now_s: float, current: int, proposal: int) -> int:
         up_window = self.config.scale_up.stabilization_window_s

@@ -5,11 +5,25 @@ The model, per tick of `tick_s`:
 - The requests arriving in a tick are one cohort, spread evenly over the tick.
 - Each ready replica runs `concurrency` requests at once, each for `service_time_s`. Together the
   ready replicas are a fluid server of `ready * concurrency / service_time_s` requests/s that starts
-  the queued requests first come, first served. Latency = wait in the queue + `service_time_s`.
-- A replica asked for at t is billed from t and serves from the first tick at or after
-  t + `startup_delay_s`. Scale-down removes starting replicas first (newest first), then ready ones,
-  as a ReplicaSet does; requests running on a removed replica finish (graceful termination).
-- With `max_queue`, a tick's arrivals that would overfill the queue are dropped (HTTP 503).
+  the queued requests first come, first served, from one queue shared by every ready replica (a
+  global queue: a request waits only while every slot is busy, as behind a least-outstanding-requests
+  balancer; per-pod queues behind a random or round-robin balancer wait longer, so this is the
+  kinder of the two). Latency = wait in the queue + `service_time_s`.
+- Start-up: each replica draws its own delay from a lognormal with median `startup_delay_s` and 95th
+  percentile `startup_p95_s` (the k-th replica of a run gets the k-th draw of the run's seed, so every
+  policy meets the same delays in the same order). A replica asked for at t is billed from t and
+  serves from the first tick at or after t + its delay. Scale-down removes pending and starting
+  replicas first (newest first), then ready ones, as a ReplicaSet does; requests running on a removed
+  replica finish (graceful termination).
+- Bounded waiting: a request not started `client_timeout_s` after it arrived gives up (the client's
+  timeout) and counts as dropped; with `max_queue`, a tick's arrivals that would overfill the queue are
+  dropped at once (HTTP 503). Dropped requests violate the SLO.
+- GPU nodes (with `gpus_per_node`): a replica runs on a node with a free GPU; one without stays
+  pending, the Cluster Autoscaler adds the nodes the pending replicas need, each ready
+  `node_startup_s` later, and the replica's own start-up begins when its node is ready. A node left
+  unneeded (the replicas fit on fewer) for `node_scale_down_unneeded_s` is removed (CA's
+  `--scale-down-unneeded-time`). Replicas are packed onto as few nodes as possible. GPU-hours are then
+  billed per node (starting or ready), not per replica.
 
 Waits are exact for the fluid queue at each cohort edge (the request that arrives at a tick's start);
 within a cohort the wait is taken as linear between its two edges (see `scaler.sim.outcomes`).
@@ -20,6 +34,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +42,13 @@ import numpy.typing as npt
 
 # Queues shorter than this (in requests) are empty: float noise when arrivals equal capacity exactly.
 EPS = 1e-9
-RATE_WINDOW_S = 60.0
+# The default 95th percentile of the start-up delay, as a multiple of its median.
+STARTUP_P95_RATIO = 1.5
+CLIENT_TIMEOUT_S = 30.0
+NODE_STARTUP_S = 300.0
+NODE_SCALE_DOWN_UNNEEDED_S = 600.0
+_Z95 = NormalDist().inv_cdf(0.95)
+_DRAWS = 256  # start-up delays drawn at a time
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -44,7 +65,12 @@ class ClusterConfig:
     """Time one request occupies a slot; also the latency of a request that does not wait."""
 
     startup_delay_s: float = 120.0
-    """From the replica being asked for to it serving (scheduling, image pull, model load); billed."""
+    """Median start-up delay: from the replica being asked for to it serving (scheduling, image pull,
+    model load); billed."""
+
+    startup_p95_s: float | None = None
+    """95th percentile of the start-up delay (lognormal); None: STARTUP_P95_RATIO x the median;
+    equal to the median for a fixed delay."""
 
     slo_s: float = 5.0
     """Latency objective for queueing + service at `slo_quantile`; must exceed `service_time_s`."""
@@ -52,12 +78,24 @@ class ClusterConfig:
     slo_quantile: float = 0.99
     """A minute violates the SLO when more than 1 - this of its requests are slower than `slo_s`."""
 
+    client_timeout_s: float | None = CLIENT_TIMEOUT_S
+    """A request still waiting this long after it arrived is dropped (the client gave up); None: never."""
+
     max_queue: int | None = None
     """Waiting requests allowed per ready replica (one replica's worth while none is ready, so that
-    load can still wake a workload at zero); None for an unbounded queue."""
+    load can still wake a workload at zero); None for no limit (the client timeout still applies)."""
 
     gpus_per_replica: int = 1
     """GPUs each replica holds while provisioned (starting or ready)."""
+
+    gpus_per_node: int | None = None
+    """GPUs per node, to simulate nodes and the Cluster Autoscaler; None: replicas billed on their own."""
+
+    node_startup_s: float = NODE_STARTUP_S
+    """From the Cluster Autoscaler asking for a node to it taking pods (with `gpus_per_node`)."""
+
+    node_scale_down_unneeded_s: float = NODE_SCALE_DOWN_UNNEEDED_S
+    """How long a node must be unneeded before the Cluster Autoscaler removes it."""
 
     usd_per_gpu_hour: float = 3.0
     """Price of one GPU-hour, for `Outcome.cost_usd`."""
@@ -73,14 +111,28 @@ class ClusterConfig:
             problems.append(f"service_time_s is {self.service_time_s}; it must be > 0")
         if not 0 <= self.startup_delay_s < math.inf:
             problems.append(f"startup_delay_s is {self.startup_delay_s}; it must be >= 0")
+        if self.startup_p95_s is not None and not self.startup_delay_s <= self.startup_p95_s < math.inf:
+            problems.append(
+                f"startup_p95_s is {self.startup_p95_s}; it must be at least the median "
+                f"startup_delay_s ({self.startup_delay_s})"
+            )
         if not self.slo_s > self.service_time_s:
             problems.append(f"slo_s ({self.slo_s}) must exceed service_time_s ({self.service_time_s})")
         if not 0 < self.slo_quantile < 1:
             problems.append(f"slo_quantile is {self.slo_quantile}; it must be in (0, 1)")
+        if self.client_timeout_s is not None and not self.client_timeout_s > 0:
+            problems.append(f"client_timeout_s is {self.client_timeout_s}; it must be > 0 or None")
         if self.max_queue is not None and self.max_queue < 0:
             problems.append(f"max_queue is {self.max_queue}; it must be >= 0 or None")
         if self.gpus_per_replica < 0 or self.usd_per_gpu_hour < 0:
             problems.append("gpus_per_replica and usd_per_gpu_hour must be >= 0")
+        if self.gpus_per_node is not None and not self.gpus_per_node >= max(1, self.gpus_per_replica):
+            problems.append(
+                f"gpus_per_node is {self.gpus_per_node}; it must hold at least one replica "
+                f"({self.gpus_per_replica} GPUs)"
+            )
+        if self.node_startup_s < 0 or self.node_scale_down_unneeded_s < 0:
+            problems.append("node_startup_s and node_scale_down_unneeded_s must be >= 0")
         if self.initial_replicas is not None and self.initial_replicas < 0:
             problems.append(f"initial_replicas is {self.initial_replicas}; it must be >= 0 or None")
         if problems:
@@ -91,6 +143,27 @@ class ClusterConfig:
         """Requests/s one ready replica completes when busy."""
         return self.concurrency / self.service_time_s
 
+    @property
+    def startup_p95(self) -> float:
+        """The start-up delay's 95th percentile in s (the default ratio applied)."""
+        if self.startup_p95_s is not None:
+            return self.startup_p95_s
+        return self.startup_delay_s * STARTUP_P95_RATIO
+
+    @property
+    def startup_sigma(self) -> float:
+        """The lognormal start-up delay's sigma (0: fixed)."""
+        if self.startup_delay_s <= 0:
+            return 0.0
+        return math.log(self.startup_p95 / self.startup_delay_s) / _Z95
+
+    @property
+    def replicas_per_node(self) -> int | None:
+        """Replicas one node holds; None without nodes."""
+        if self.gpus_per_node is None:
+            return None
+        return self.gpus_per_node // max(1, self.gpus_per_replica)
+
 
 class ClusterLog(NamedTuple):
     """What happened in each tick of one run (index k is the tick starting at start + k * tick_s)."""
@@ -98,114 +171,219 @@ class ClusterLog(NamedTuple):
     offered: FloatArray
     """Requests that arrived."""
     admitted: FloatArray
-    """Requests that entered the queue (offered - dropped)."""
+    """Requests that entered the queue and were not dropped later (offered - dropped)."""
     dropped: FloatArray
-    """Requests turned away by a full queue."""
+    """Requests turned away by a full queue or given up after the client timeout, by arrival tick."""
+    timed_out: FloatArray
+    """Of `dropped`, those that gave up after the client timeout."""
     edge_wait_s: FloatArray
     """Wait of the request at each cohort edge; one more entry than ticks."""
     provisioned: IntArray
-    """Replicas billed (starting + ready)."""
+    """Replicas billed (pending, starting and ready)."""
     ready: IntArray
     """Replicas serving."""
     in_flight: FloatArray
     """Running + waiting requests at the tick's end."""
+    billed_gpus: IntArray
+    """GPUs billed: the replicas' GPUs, or with nodes every node's (starting or ready)."""
+    nodes: IntArray
+    """Nodes (starting or ready) with `gpus_per_node`; zeros without."""
 
 
 class Cluster:
     """Replicas and queue of one run; `scale` between ticks, `step` through them, `log` at the end."""
 
-    def __init__(self, config: ClusterConfig, tick_s: float, ticks: int, replicas: int) -> None:
+    def __init__(
+        self, config: ClusterConfig, tick_s: float, ticks: int, replicas: int, *, seed: int = 0
+    ) -> None:
         self.config = config
         self.tick_s = tick_s
         self.ready = replicas
         self.waiting = 0.0
         self.running = 0.0
-        self.arrival_rate = 0.0
-        self._startup_ticks = math.ceil(config.startup_delay_s / tick_s - EPS)
-        self._starting: deque[int] = deque()  # tick at which each starting replica becomes ready
-        self._admitted_total = 0.0  # since the queue was last empty
-        self._edges: deque[tuple[int, float]] = deque()  # (tick, admitted_total at its start), unstarted
-        self._recent: deque[float] = deque(maxlen=max(1, round(RATE_WINDOW_S / tick_s)))
-        self._recent_sum = 0.0
+        self.offered_total = 0.0
+        """Requests arrived so far (the `requests_total` counter a scrape reads)."""
+        self._rng = np.random.default_rng(seed)
+        self._draws: list[int] = []
+        self._starting: list[int] = []  # tick at which each starting replica is ready, oldest first
+        self._pending = 0  # replicas waiting for a node
+        self._per_node = config.replicas_per_node
+        self._nodes_ready = 0 if self._per_node is None else -(-replicas // self._per_node)
+        self._nodes_starting: list[int] = []
+        self._node_ticks = math.ceil(config.node_startup_s / tick_s - EPS)
+        self._unneeded_since: int | None = None
+        self._unneeded_ticks = math.ceil(config.node_scale_down_unneeded_s / tick_s - EPS)
+        timeout = config.client_timeout_s
+        self._timeout_ticks = None if timeout is None else max(1, math.ceil(timeout / tick_s - EPS))
+        # Cohorts waiting, oldest first: [arrival tick, requests left, started].
+        self._queue: deque[list[float]] = deque()
         self._offered = [0.0] * ticks
         self._admitted = [0.0] * ticks
         self._dropped = [0.0] * ticks
+        self._timed_out = [0.0] * ticks
         self._edge_wait = [0.0] * (ticks + 1)
         self._provisioned = [0] * ticks
         self._ready = [0] * ticks
         self._in_flight = [0.0] * ticks
+        self._billed = [0] * ticks
+        self._nodes = [0] * ticks
         self._ticks_done = 0
 
     @property
     def replicas(self) -> int:
-        """Replicas provisioned: the Deployment's replicas, starting or ready."""
-        return self.ready + len(self._starting)
+        """Replicas provisioned: the Deployment's replicas, pending, starting or ready."""
+        return self.ready + len(self._starting) + self._pending
 
     @property
     def in_flight(self) -> float:
         """Running + waiting requests."""
         return self.running + self.waiting
 
+    @property
+    def nodes(self) -> int:
+        """Nodes starting or ready (0 without nodes)."""
+        return self._nodes_ready + len(self._nodes_starting)
+
+    def _startup_ticks(self) -> int:
+        if not self._draws:
+            config = self.config
+            sigma = config.startup_sigma
+            if sigma == 0:
+                delays = np.full(_DRAWS, config.startup_delay_s)
+            else:
+                delays = config.startup_delay_s * np.exp(sigma * self._rng.standard_normal(_DRAWS))
+            ticks = np.ceil(delays / self.tick_s - EPS).astype(np.int64)
+            self._draws = ticks[::-1].tolist()
+        return self._draws.pop()
+
     def scale(self, tick: int, replicas: int) -> None:
         """Set the Deployment's replicas at the start of `tick`."""
-        while self.replicas < replicas:
-            self._starting.append(tick + self._startup_ticks)
-        while self.replicas > replicas and self._starting:
+        if replicas > self.replicas:
+            added = replicas - self.replicas
+            if self._per_node is None:
+                self._starting.extend(tick + self._startup_ticks() for _ in range(added))
+            else:
+                self._pending += added
+                self._schedule(tick)
+            return
+        excess = self.replicas - replicas
+        unplaced = min(excess, self._pending)
+        self._pending -= unplaced
+        excess -= unplaced
+        while excess and self._starting:
             self._starting.pop()
-        if self.replicas > replicas:
-            self.ready = replicas
+            excess -= 1
+        self.ready -= excess
+
+    def _schedule(self, tick: int) -> None:
+        """Place pending replicas on free GPUs; ask the Cluster Autoscaler for nodes for the rest."""
+        per_node = self._per_node
+        if per_node is None:
+            return
+        placed = self.ready + len(self._starting)
+        free = max(0, self._nodes_ready * per_node - placed)
+        moving = min(free, self._pending)
+        if moving:
+            self._pending -= moving
+            self._starting.extend(tick + self._startup_ticks() for _ in range(moving))
+        wanted = -(-(placed + moving + self._pending) // per_node)
+        if self._pending and wanted > self.nodes:
+            self._nodes_starting.extend([tick + self._node_ticks] * (wanted - self.nodes))
+
+    def _nodes_step(self, tick: int) -> None:
+        per_node = self._per_node
+        if per_node is None:
+            return
+        while self._nodes_starting and self._nodes_starting[0] <= tick:
+            self._nodes_starting.pop(0)
+            self._nodes_ready += 1
+        self._schedule(tick)
+        needed = -(-(self.ready + len(self._starting)) // per_node)
+        if self._nodes_ready <= needed:
+            self._unneeded_since = None
+        elif self._unneeded_since is None:
+            self._unneeded_since = tick
+        elif tick - self._unneeded_since >= self._unneeded_ticks:
+            self._nodes_ready, self._unneeded_since = needed, None
 
     def step(self, tick: int, arrivals: float) -> None:
         """Serve tick `tick` (ticks in order, each once) with `arrivals` new requests."""
+        self._nodes_step(tick)
         starting = self._starting
-        while starting and starting[0] <= tick:
-            starting.popleft()
-            self.ready += 1
-        dt, ready = self.tick_s, self.ready
+        if starting and min(starting) <= tick:
+            still = [at for at in starting if at > tick]
+            self.ready += len(starting) - len(still)
+            self._starting = still
+        dt, ready, queue = self.tick_s, self.ready, self._queue
         start_s = tick * dt
-        queued = self.waiting
+        self._give_up(tick)
         mu = ready * self.config.concurrency / self.config.service_time_s
-        if queued > 0 or mu == 0:
-            # The tick's first request cannot start on arrival; resolve its wait once it starts.
-            self._edges.append((tick, self._admitted_total))
         capacity = mu * dt
         admitted, dropped = arrivals, 0.0
-        if queued + arrivals <= capacity + EPS:
-            served, left = queued + arrivals, 0.0
-        else:
-            served, left = capacity, queued + arrivals - capacity
+        left = self.waiting + arrivals - capacity
+        if left > EPS:
             limit = self._queue_limit(ready)
             if left > limit:
                 dropped = min(arrivals, left - limit)
-                admitted, left = arrivals - dropped, left - dropped
-        # Cumulative starts run from `started_before` to `started_before + served` over this tick.
-        started_before = self._admitted_total - queued
-        edges, waits = self._edges, self._edge_wait
-        while mu > 0 and edges and edges[0][1] <= started_before + served + EPS:
-            edge, position = edges.popleft()
-            start_of_service = start_s + (position - started_before) / mu
-            waits[edge] = max(0.0, start_of_service - edge * dt)
-        self._admitted_total += admitted
-        if left <= EPS and not edges:
-            left, self._admitted_total = 0.0, 0.0  # keep the counters small while the queue is empty
-        self.waiting = left
+                admitted = arrivals - dropped
+        if queue or admitted > 0 or mu == 0:
+            queue.append([float(tick), admitted, 0.0])
+        self.waiting += admitted
+        served, waits = 0.0, self._edge_wait
+        while queue and mu > 0:
+            cohort = queue[0]
+            if not cohort[2]:
+                if served > capacity + EPS:
+                    break
+                arrived = int(cohort[0])
+                waits[arrived] = max(0.0, start_s + served / mu - arrived * dt)
+                cohort[2] = 1.0
+            take = min(cohort[1], capacity - served)
+            cohort[1] -= take
+            served += take
+            if cohort[1] > EPS:
+                break
+            queue.popleft()
+        self.waiting = max(0.0, self.waiting - served) if queue else 0.0
         self.running = served / dt * self.config.service_time_s
+        self.offered_total += arrivals
         self._record(tick, arrivals, admitted, dropped)
+
+    def _give_up(self, tick: int) -> None:
+        """Drop the cohorts whose first request has waited the client timeout by the tick's start."""
+        if self._timeout_ticks is None:
+            return
+        queue, last = self._queue, tick - self._timeout_ticks
+        while queue and queue[0][0] <= last:
+            arrived_f, left, started = queue.popleft()
+            arrived = int(arrived_f)
+            if not started:
+                self._edge_wait[arrived] = (tick - arrived) * self.tick_s
+            self._admitted[arrived] -= left
+            self._dropped[arrived] += left
+            self._timed_out[arrived] += left
+            self.waiting = max(0.0, self.waiting - left)
+        if not queue:
+            self.waiting = 0.0
 
     def log(self) -> ClusterLog:
         """The run's record; requests still queued count as waiting until the end of the trace."""
         end_s = self._ticks_done * self.tick_s
         waits = list(self._edge_wait)
-        for edge, _ in self._edges:
-            waits[edge] = end_s - edge * self.tick_s
+        for arrived, _, started in self._queue:
+            if not started:
+                waits[int(arrived)] = end_s - arrived * self.tick_s
         return ClusterLog(
             offered=np.asarray(self._offered, dtype=np.float64),
             admitted=np.asarray(self._admitted, dtype=np.float64),
             dropped=np.asarray(self._dropped, dtype=np.float64),
+            timed_out=np.asarray(self._timed_out, dtype=np.float64),
             edge_wait_s=np.asarray(waits, dtype=np.float64),
             provisioned=np.asarray(self._provisioned, dtype=np.int64),
             ready=np.asarray(self._ready, dtype=np.int64),
             in_flight=np.asarray(self._in_flight, dtype=np.float64),
+            billed_gpus=np.asarray(self._billed, dtype=np.int64),
+            nodes=np.asarray(self._nodes, dtype=np.int64),
         )
 
     def _queue_limit(self, ready: int) -> float:
@@ -214,16 +392,16 @@ class Cluster:
         return float(self.config.max_queue * max(1, ready))
 
     def _record(self, tick: int, offered: float, admitted: float, dropped: float) -> None:
-        recent = self._recent
-        if len(recent) == recent.maxlen:
-            self._recent_sum -= recent[0]
-        recent.append(offered)
-        self._recent_sum += offered
-        self.arrival_rate = self._recent_sum / (len(recent) * self.tick_s)
         self._offered[tick] = offered
         self._admitted[tick] = admitted
         self._dropped[tick] = dropped
-        self._provisioned[tick] = self.replicas
+        replicas = self.replicas
+        self._provisioned[tick] = replicas
         self._ready[tick] = self.ready
         self._in_flight[tick] = self.running + self.waiting
+        if self._per_node is None:
+            self._billed[tick] = replicas * self.config.gpus_per_replica
+        else:
+            self._nodes[tick] = self.nodes
+            self._billed[tick] = self.nodes * (self.config.gpus_per_node or 0)
         self._ticks_done = tick + 1

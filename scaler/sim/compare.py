@@ -1,39 +1,67 @@
-"""Compare scaling policies on one load window: every policy on the same demand, reactive's sweep,
-and the readings the simulate command and the autoscaling benchmark report. Pure: no I/O.
+"""Compare scaling policies on one load window: every policy on the same demand, each one's knob
+swept, and GPU-hours at equal SLO. Pure: no I/O.
 
     trace -> `demand_at_step` -> `split` (past | window) -> `rescaled` -> `compare` -> `to_json`, `table`
 
-Reactive is judged at predictive's cost: its target is swept, and the sweep's frontier (its best SLO
-minutes at each cost) is read at predictive's GPU-hours.
+The headline is GPU-hours at equal SLO (`scaler.sim.sweep`): each policy's frontier over its own
+knob, read at SLO budgets of violating minutes per simulated day, beside the oracle floor (the
+look-ahead `oracle` and the `clairvoyant`, which runs without the HPA's scale-down stabilization, as
+if it announced every scale-down early enough that the window costs nothing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from forecasting.base import DAY_S
-from scaler.sim.autoscaler import ScalingConfig
+from scaler.sim.autoscaler import SCALE_DOWN, ScalingConfig, ScalingRules
+from scaler.sim.baselines import AwsStyle, CraneDSP, NoForecast, ReactiveRate
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.holt_winters import holt_winters
-from scaler.sim.interface import PolicyFactory
+from scaler.sim.interface import PipelineConfig, PolicyFactory, Scenario
 from scaler.sim.outcomes import Outcome, against_reference
 from scaler.sim.policies import fixed_buffer, oracle, reactive
-from scaler.sim.predictive import Predictive, PredictiveSettings, predictive
+from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings, past_rates, predictive
 from scaler.sim.run import prepare, run_policy
-from scaler.sim.sweep import AtGpuHours, SweepPoint, at_equal_gpu_hours, sweep_reactive
+from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget
 from scaler.traces import Trace, TraceError, regrid
 
-POLICIES = ("reactive", "fixed_buffer", "predictive", "holt_winters", "oracle")
-# Reactive's sweep: targets from this share of one replica's concurrency to that, evenly on a log scale.
-SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.35, 1.3, 16
+POLICIES = (
+    "reactive",
+    "reactive_60s",
+    "reactive_rate",
+    "no_forecast",
+    "predictive",
+    "holt_winters",
+    "crane_dsp",
+    "aws_style",
+    "fixed_buffer",
+    "oracle",
+    "clairvoyant",
+)
+REACTIVE = ("reactive", "reactive_60s", "reactive_rate")
+"""The reactive baselines; the best tuned of them at each budget is the ratio's denominator."""
+FLOORS = ("oracle", "clairvoyant")
+"""Run in every comparison: the oracle floor."""
+BUDGET_SHARES = (0.001, 0.01)
+# Target-like knobs are swept from SWEEP_FROM to SWEEP_TO x their default, evenly on a log scale.
+SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.4, 1.3, 12
+QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.995)
+# predictive's threshold, swept at its default quantile besides the quantiles, as shares of a replica.
+THRESHOLD_SHARES = (0.6, 0.75, 0.9, 1.15, 1.3)
+SCALE_DOWN_60S = ScalingRules(60.0, SCALE_DOWN.policies)
+"""The explicit `behavior` reactive_60s runs with: a 60 s scale-down window, otherwise the defaults."""
+CRANE_MARGIN = 0.05
 
 Progress = Callable[[str], None]
+Override = Callable[[ScalingConfig], ScalingConfig]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,36 +72,75 @@ class Setup:
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     policies: tuple[str, ...] = ("reactive", "predictive", "oracle")
     target: float | None = None
-    """Reactive's and fixed_buffer's target (in-flight per replica); None: one replica's concurrency."""
+    """reactive's (and the other target-knob policies') default target; None: one replica's
+    concurrency (reactive_rate: one replica's capacity in requests/s)."""
     settings: PredictiveSettings = field(default_factory=PredictiveSettings)
-    """predictive's and holt_winters' trigger settings."""
-    sweep_targets: tuple[float, ...] | None = None
-    """Reactive's targets to sweep; None: SWEEP_POINTS from SWEEP_FROM to SWEEP_TO x concurrency;
-    () for no sweep."""
+    """predictive's, no_forecast's, holt_winters' and aws_style's trigger settings."""
+    sweep: bool = False
+    """Sweep every policy's knob (frontiers and GPU-hours at equal SLO); off: one run each."""
+    sweep_points: int = SWEEP_POINTS
+    """Points of a target-like knob's sweep."""
     buffer: float = 0.3
     """fixed_buffer's headroom."""
     seed: int = 1
     tick_s: float = 5.0
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    outages: tuple[tuple[float, float], ...] = ()
+    """Spans (start, end) in s from the window's start in which the scaler answers UNAVAILABLE."""
+    budget_shares: tuple[float, ...] = BUDGET_SHARES
+    """SLO budgets as shares of the simulated minutes."""
+    quantiles: tuple[float, ...] = QUANTILES
+    """predictive's quantiles swept."""
+    threshold_shares: tuple[float, ...] = THRESHOLD_SHARES
+    """predictive's thresholds swept (at its default quantile), as shares of its default threshold."""
 
     def reactive_target(self) -> float:
         return float(self.cluster.concurrency) if self.target is None else self.target
 
-    def sweep(self) -> tuple[float, ...]:
-        if self.sweep_targets is not None:
-            return self.sweep_targets
-        shares = np.geomspace(SWEEP_FROM, SWEEP_TO, SWEEP_POINTS)
-        return tuple(sorted({round(float(s) * self.cluster.concurrency, 3) for s in shares}))
+
+class Knob(NamedTuple):
+    name: str
+    value: float
 
 
 class Comparison(NamedTuple):
-    """The outcome of every policy on one window, and reactive's sweep."""
+    """The outcome of every policy on one window, their sweeps and the equal-SLO readings."""
 
     outcomes: dict[str, Outcome]
-    sweep: list[SweepPoint]
-    at_equal: AtGpuHours | None
-    """Reactive's best (on the sweep's frontier) at predictive's GPU-hours; None without either."""
+    """Each policy at its default knob (FLOORS included)."""
+    defaults: dict[str, Knob | None]
+    sweeps: dict[str, list[SweepPoint]]
+    """Every swept point per policy (the default's included); empty without `Setup.sweep`."""
+    days: float
+    budgets: list[tuple[float, float]]
+    """(share of minutes, violating minutes per day) per budget."""
     forecasting: dict[str, dict[str, Any]]
     """Per forecasting policy: its refits by model and the share of decisions the forecast set."""
+
+    def frontier(self, name: str) -> list[SweepPoint]:
+        """`name`'s frontier: over its sweep, or its one default run."""
+        points = self.sweeps.get(name) or [self.point(name)]
+        return frontier(points)
+
+    def point(self, name: str) -> SweepPoint:
+        outcome, knob = self.outcomes[name], self.defaults.get(name)
+        return SweepPoint(
+            knob.name if knob else "",
+            knob.value if knob else math.nan,
+            outcome.gpu_hours,
+            outcome.slo_violation_minutes,
+        )
+
+    def at_budget(self, name: str, per_day: float) -> float | None:
+        """`name`'s GPU-hours at the budget; None outside its sweep (or without one)."""
+        return gpu_hours_at_budget(self.sweeps.get(name, []), per_day, self.days)
+
+    def best_reactive(self, per_day: float) -> tuple[str, float] | None:
+        """The cheapest tuned reactive baseline at the budget, among those that reach it."""
+        found = [
+            (n, g) for n in REACTIVE if n in self.sweeps and (g := self.at_budget(n, per_day)) is not None
+        ]
+        return min(found, key=lambda item: item[1]) if found else None
 
 
 def demand_at_step(trace: Trace, step_s: float) -> Trace:
@@ -123,120 +190,303 @@ def rescaled(
     return past._replace(values=past.values * factor), window._replace(values=window.values * factor)
 
 
-def factories(setup: Setup, past: Trace | None) -> dict[str, PolicyFactory]:
-    """The policies `setup` names, in its order."""
-    target = setup.reactive_target()
-    known: dict[str, Callable[[], PolicyFactory]] = {
-        "reactive": lambda: reactive(target),
-        "fixed_buffer": lambda: fixed_buffer(target, setup.buffer),
-        "predictive": lambda: predictive(past, setup.settings),
-        "holt_winters": lambda: holt_winters(past, setup.settings),
-        "oracle": lambda: oracle(),
-    }
-    unknown = [name for name in setup.policies if name not in known]
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; expected some of {', '.join(POLICIES)}")
-    return {name: known[name]() for name in setup.policies}
+class _Context(NamedTuple):
+    setup: Setup
+    past: Trace | None
+    fits: FitCache
+    past_in_flight: np.ndarray[Any, np.dtype[np.float64]] | None
 
 
-def frontier(sweep: Sequence[SweepPoint]) -> list[SweepPoint]:
-    """The sweep's points no other point beats on both GPU-hours and SLO minutes, by GPU-hours.
+def _target_grid(default: float, points: int) -> list[float]:
+    shares = np.geomspace(SWEEP_FROM, SWEEP_TO, max(2, points))
+    return sorted({round(float(s) * default, 3) for s in shares} | {round(default, 3)})
 
-    Reactive's cost is not monotone in its target (a target too high lets a queue build, and the
-    in-flight count then overshoots), so only these points are reactive's best at their cost.
-    """
-    best: list[SweepPoint] = []
-    for point in sorted(sweep, key=lambda p: (p.gpu_hours, p.slo_violation_minutes)):
-        if not best or point.slo_violation_minutes < best[-1].slo_violation_minutes:
-            best.append(point)
-    return best
+
+def _settings(context: _Context, knob: Knob) -> PredictiveSettings:
+    settings = context.setup.settings
+    if knob.name == "quantile":
+        return dataclasses.replace(settings, quantile=knob.value)
+    return dataclasses.replace(settings, threshold=knob.value)
+
+
+def _with_60s(scaling: ScalingConfig) -> ScalingConfig:
+    return dataclasses.replace(scaling, behavior=True, scale_down=SCALE_DOWN_60S)
+
+
+def _clairvoyant_scaling(scaling: ScalingConfig) -> ScalingConfig:
+    return scaling.without_down_stabilization()
+
+
+def _build(name: str, knob: Knob | None, context: _Context) -> tuple[PolicyFactory, Override | None]:
+    """The factory for `name` at `knob` (None for the floors), and the scaling it runs under."""
+    setup, past, fits = context.setup, context.past, context.fits
+    value = knob.value if knob else math.nan
+    if name == "reactive":
+        return reactive(value), None
+    if name == "reactive_60s":
+        return reactive(value), _with_60s
+    if name == "reactive_rate":
+        return (lambda _: ReactiveRate(value)), None
+    if name == "fixed_buffer":
+        return fixed_buffer(value, setup.buffer), None
+    if name == "oracle":
+        return oracle(), None
+    if name == "clairvoyant":
+        return oracle(), _clairvoyant_scaling
+    if name == "crane_dsp":
+        seed = context.past_in_flight
+        return (
+            lambda scenario: CraneDSP(
+                value, start_s=scenario.start_s, past_in_flight=seed, margin_fraction=CRANE_MARGIN
+            )
+        ), None
+    assert knob is not None
+    settings = _settings(context, knob)
+    if name == "predictive":
+        return predictive(past, settings, fits=fits), None
+    if name == "holt_winters":
+        return holt_winters(past, settings, fits=fits), None
+    if name == "no_forecast":
+        return (
+            lambda scenario: NoForecast(settings.trigger(scenario), past=past, start_s=scenario.start_s)
+        ), None
+    if name == "aws_style":
+        return (
+            lambda scenario: AwsStyle(settings.trigger(scenario), past=past, start_s=scenario.start_s)
+        ), None
+    raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+
+
+def default_knob(name: str, setup: Setup) -> Knob | None:
+    """The knob `name` runs at without a sweep (None for the floors)."""
+    cluster, settings = setup.cluster, setup.settings
+    if name in FLOORS:
+        return None
+    if name == "reactive_rate":
+        return Knob("target_rps", cluster.capacity_rps if setup.target is None else setup.target)
+    if name in ("reactive", "reactive_60s", "fixed_buffer", "crane_dsp"):
+        return Knob("target", setup.reactive_target())
+    if name == "predictive":
+        return Knob("quantile", settings.quantile)
+    threshold = settings.threshold
+    if threshold is None:
+        threshold = float(cluster.concurrency) * (0.9 if name == "holt_winters" else 1.0)
+    return Knob("threshold", threshold)
+
+
+def knob_grid(name: str, setup: Setup) -> list[Knob]:
+    """The values `name`'s knob is swept over (the default's included)."""
+    default = default_knob(name, setup)
+    if default is None:
+        return []
+    if name == "predictive":
+        threshold = setup.settings.threshold or float(setup.cluster.concurrency)
+        quantiles = [Knob("quantile", q) for q in sorted({*setup.quantiles, default.value})]
+        thresholds = [Knob("threshold", round(s * threshold, 3)) for s in setup.threshold_shares]
+        return quantiles + thresholds
+    return [Knob(default.name, v) for v in _target_grid(default.value, setup.sweep_points)]
+
+
+def _run(
+    scenario: Scenario, name: str, factory: PolicyFactory, override: Override | None
+) -> tuple[Outcome, Any]:
+    chosen = scenario if override is None else scenario._replace(scaling=override(scenario.scaling))
+    policy = factory(chosen)
+    return run_policy(chosen, name, policy), policy
 
 
 def compare(
-    past: Trace | None, window: Trace, setup: Setup, progress: Progress = lambda _: None
+    past: Trace | None,
+    window: Trace,
+    setup: Setup,
+    progress: Progress = lambda _: None,
+    fits: FitCache | None = None,
 ) -> Comparison:
-    """Every policy of `setup` on the same sampled demand, then reactive's sweep."""
-    scenario = prepare(window, setup.cluster, setup.scaling, seed=setup.seed, tick_s=setup.tick_s)
+    """Every policy of `setup` (and the floors) on the same sampled demand; with `setup.sweep`, each
+    one's knob swept. `fits` shares forecaster fits with other comparisons on the same demand."""
+    unknown = [name for name in setup.policies if name not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; expected some of {', '.join(POLICIES)}")
+    scenario = prepare(
+        window,
+        setup.cluster,
+        setup.scaling,
+        seed=setup.seed,
+        tick_s=setup.tick_s,
+        pipeline=setup.pipeline,
+        outages=setup.outages,
+    )
+    past_in_flight = None
+    if past is not None and past.values.size:
+        _, rates = past_rates(past, before_s=float(window.at_s[0]), span_s=14 * DAY_S, step_s=60.0)
+        past_in_flight = rates * setup.cluster.service_time_s
+    context = _Context(setup, past, fits or FitCache(), past_in_flight)
+    names = list(dict.fromkeys([*setup.policies, *FLOORS]))
     outcomes: dict[str, Outcome] = {}
+    defaults: dict[str, Knob | None] = {}
+    sweeps: dict[str, list[SweepPoint]] = {}
     forecasting: dict[str, dict[str, Any]] = {}
-    made = factories(setup, past)
-    targets = setup.sweep()
-    steps = len(made) + len(targets)
-    for done, (name, make) in enumerate(made.items(), start=1):
+    for name in names:
         started = time.perf_counter()
-        policy = make(scenario)
-        outcomes[name] = run_policy(scenario, name, policy)
-        if isinstance(policy, Predictive):
+        knob = default_knob(name, setup)
+        factory, override = _build(name, knob, context)
+        outcome, policy = _run(scenario, name, factory, override)
+        outcomes[name], defaults[name] = outcome, knob
+        if isinstance(policy, Predictive) and name in ("predictive", "holt_winters"):
             forecasting[name] = {"fits": dict(policy.fits), "forecast_share": policy.forecast_share}
-        progress(f"[{done}/{steps}] {name}: {time.perf_counter() - started:.1f} s")
-    sweep: list[SweepPoint] = []
-    for done, target in enumerate(targets, start=len(made) + 1):
-        sweep.extend(
-            sweep_reactive(
-                window, [target], setup.cluster, setup.scaling, seed=setup.seed, tick_s=setup.tick_s
-            )
+        if setup.sweep and knob is not None:
+            points = [SweepPoint(knob.name, knob.value, outcome.gpu_hours, outcome.slo_violation_minutes)]
+            for swept in knob_grid(name, setup):
+                if swept == knob:
+                    continue
+                factory, override = _build(name, swept, context)
+                result, _ = _run(scenario, f"{name}@{swept.value:g}", factory, override)
+                points.append(
+                    SweepPoint(swept.name, swept.value, result.gpu_hours, result.slo_violation_minutes)
+                )
+            sweeps[name] = points
+        progress(f"{name}: {time.perf_counter() - started:.1f} s")
+    days = scenario.ticks * scenario.tick_s / DAY_S
+    budgets = [(share, budget_minutes_per_day(share)) for share in setup.budget_shares]
+    return Comparison(against_reference(outcomes, "oracle"), defaults, sweeps, days, budgets, forecasting)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or not base > 0:
+        return None
+    return value / base
+
+
+def equal_slo(result: Comparison) -> list[dict[str, Any]]:
+    """Per budget: each policy's GPU-hours (None outside its sweep), and the ratios to the best tuned
+    reactive and to the two floors' GPU-hours."""
+    floor = {name: result.outcomes[name].gpu_hours for name in FLOORS if name in result.outcomes}
+    rows = []
+    for share, per_day in result.budgets:
+        hours = {name: result.at_budget(name, per_day) for name in result.outcomes if name not in FLOORS}
+        best = result.best_reactive(per_day)
+        rows.append(
+            {
+                "budget_minutes_per_day": per_day,
+                "budget_share_of_minutes": share,
+                "gpu_hours": hours,
+                "best_reactive": None if best is None else best[0],
+                "vs_best_reactive": {n: _ratio(h, best[1] if best else None) for n, h in hours.items()},
+                "vs_lookahead_oracle": {n: _ratio(h, floor.get("oracle")) for n, h in hours.items()},
+                "vs_clairvoyant": {n: _ratio(h, floor.get("clairvoyant")) for n, h in hours.items()},
+            }
         )
-        progress(f"[{done}/{steps}] reactive sweep, target {target:g}")
-    best = frontier(sweep)
-    at_equal = None
-    if best and "predictive" in outcomes:
-        at_equal = at_equal_gpu_hours(best, outcomes["predictive"].gpu_hours)
-    return Comparison(against_reference(outcomes, "oracle"), sweep, at_equal, forecasting)
+    return rows
 
 
 def to_json(result: Comparison, about: Mapping[str, Any]) -> dict[str, Any]:
     """The documented JSON (docs/simulator.md): `about` goes in as `trace` and `settings`."""
-    policies: dict[str, dict[str, Any]] = {
-        name: {
+    policies: dict[str, dict[str, Any]] = {}
+    for name, o in result.outcomes.items():
+        knob = result.defaults.get(name)
+        policies[name] = {
             "gpu_hours": o.gpu_hours,
             "slo_violation_minutes": o.slo_violation_minutes,
+            "knob": knob.name if knob else None,
+            "value": knob.value if knob else None,
+            "frontier": [
+                {
+                    "knob": p.knob or None,
+                    "value": None if math.isnan(p.value) else p.value,
+                    "gpu_hours": p.gpu_hours,
+                    "slo_violation_minutes": p.slo_violation_minutes,
+                }
+                for p in result.frontier(name)
+            ],
+            "sweep": [
+                {
+                    "knob": p.knob,
+                    "value": p.value,
+                    "gpu_hours": p.gpu_hours,
+                    "slo_violation_minutes": p.slo_violation_minutes,
+                }
+                for p in sorted(result.sweeps.get(name, []), key=lambda p: (p.knob, p.value))
+            ],
             "requests_over_slo_fraction": o.over_slo_fraction,
             "dropped_requests": o.dropped,
+            "timed_out_requests": o.timed_out,
             "scale_events": o.scale_events,
             "cost_usd": o.cost_usd,
             "requests": o.requests,
             "over_provisioning_vs_oracle": o.over_provisioning,
         }
-        for name, o in result.outcomes.items()
-    }
     for name, details in result.forecasting.items():
         policies[name]["forecasting"] = details
-    at_equal = result.at_equal
     return {
         **about,
+        "days": result.days,
         "policies": policies,
-        "reactive_sweep": [
-            {"target": p.target, "gpu_hours": p.gpu_hours, "slo_violation_minutes": p.slo_violation_minutes}
-            for p in result.sweep
-        ],
-        "reactive_at_equal_gpu_hours": None
-        if at_equal is None
-        else {
-            "gpu_hours": at_equal.gpu_hours,
-            "slo_violation_minutes": at_equal.slo_violation_minutes,
-            "target": at_equal.target,
-            "inside_sweep": at_equal.inside,
+        "equal_slo": equal_slo(result),
+        "oracle_floor": {
+            "lookahead": result.outcomes["oracle"].gpu_hours,
+            "clairvoyant": result.outcomes["clairvoyant"].gpu_hours,
         },
     }
 
 
+def settings_json(setup: Setup) -> dict[str, Any]:
+    """Every mechanic's and policy's setting, for the JSON's `settings`."""
+
+    def fields(obj: Any) -> dict[str, Any]:
+        return {k: _plain(getattr(obj, k)) for k in obj.__dataclass_fields__}
+
+    cluster = fields(setup.cluster)
+    cluster["startup_p95_s"] = setup.cluster.startup_p95
+    return {
+        "cluster": cluster,
+        "scaling": fields(setup.scaling),
+        "pipeline": fields(setup.pipeline),
+        "outages_s": [list(span) for span in setup.outages],
+        "policies": list(setup.policies),
+        "defaults": {
+            name: None if (k := default_knob(name, setup)) is None else {"knob": k.name, "value": k.value}
+            for name in dict.fromkeys([*setup.policies, *FLOORS])
+        },
+        "predictive": fields(setup.settings),
+        "sweep": setup.sweep,
+        "sweep_points": setup.sweep_points,
+        "budget_shares": list(setup.budget_shares),
+        "seed": setup.seed,
+        "tick_s": setup.tick_s,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def table(result: Comparison) -> str:
-    """The comparison as aligned text."""
-    oracle_hours = result.outcomes["oracle"].gpu_hours if "oracle" in result.outcomes else math.nan
-    rows = [("policy", "GPU-h", "x oracle", "SLO min", "req > SLO", "dropped", "scale events")]
+    """The comparison as aligned text, with GPU-hours at each budget when swept."""
+    oracle_hours = result.outcomes["oracle"].gpu_hours
+    budgets = result.budgets if result.sweeps else []
+    header = ["policy", "knob", "GPU-h", "x oracle", "SLO min", "req > SLO", "dropped"]
+    header += [f"GPU-h @ {per_day:.3g} min/d" for _, per_day in budgets]
+    rows = [tuple(header)]
     for name, o in result.outcomes.items():
+        knob = result.defaults.get(name)
         relative = o.gpu_hours / oracle_hours if oracle_hours > 0 else math.nan
-        rows.append(
-            (
-                name,
-                f"{o.gpu_hours:.1f}",
-                f"{relative:.2f}",
-                str(o.slo_violation_minutes),
-                f"{o.over_slo_fraction:.3%}",
-                f"{o.dropped:.0f}",
-                str(o.scale_events),
-            )
-        )
+        cells = [
+            name,
+            f"{knob.name}={knob.value:g}" if knob else "-",
+            f"{o.gpu_hours:.1f}",
+            f"{relative:.2f}",
+            str(o.slo_violation_minutes),
+            f"{o.over_slo_fraction:.3%}",
+            f"{o.dropped:.0f}",
+        ]
+        for _, per_day in budgets:
+            hours = result.at_budget(name, per_day) if name not in FLOORS else None
+            cells.append("outside" if hours is None else f"{hours:.1f}")
+        rows.append(tuple(cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -244,11 +494,10 @@ def table(result: Comparison) -> str:
         )
         for row in rows
     ]
-    at_equal = result.at_equal
-    if at_equal is not None:
-        where = "" if at_equal.inside else " (outside the sweep: its nearest end)"
-        lines.append(
-            f"reactive at predictive's {at_equal.gpu_hours:.1f} GPU-h: {at_equal.slo_violation_minutes:.1f} "
-            f"SLO minutes, target {at_equal.target:.3g}{where}"
-        )
+    lines.append(
+        f"oracle floor: look-ahead {oracle_hours:.1f} GPU-h, clairvoyant "
+        f"{result.outcomes['clairvoyant'].gpu_hours:.1f} GPU-h"
+    )
+    if not result.sweeps:
+        lines.append("(no sweep: run with --sweep for frontiers and GPU-hours at equal SLO)")
     return "\n".join(lines)

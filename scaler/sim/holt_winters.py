@@ -6,7 +6,8 @@ as is: no ensemble, no conformal margin, no level correction from the fine sampl
 ETS only fits seasons of up to 24 steps, so the daily season is fitted at one-hour steps (24 per day);
 the hourly path is interpolated through the bins' centres as `forecasting.finescale` does.
 
-Everything else (sampling per step, Little's law, `scaler.policy.decide`) is `Predictive`'s, with
+Everything else (sampling per step, Little's law with the measured time in service unless
+`serviceTime` is set, `scaler.policy.decide`) is `Predictive`'s, with
 the plain HPA those projects drive: no `replicasQuery`, so its default `threshold` is 0.9 x a
 replica's concurrency (`scaler.sim.predictive.THRESHOLD_SHARE_BLIND`).
 """
@@ -25,7 +26,7 @@ from forecasting.models import ModelError, guarded
 from forecasting.prepare import prepare
 from scaler.leadtime import RETRY_S
 from scaler.sim.interface import PolicyFactory
-from scaler.sim.predictive import Predictive, PredictiveSettings
+from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings
 from scaler.traces import Trace
 from scaler.trigger import TriggerConfig
 
@@ -38,10 +39,15 @@ LEAD_POINTS = 16
 class HoltWintersPolicy(Predictive):
     """`Predictive` with its forecast replaced by an hourly Holt-Winters point forecast."""
 
-    def __init__(self, config: TriggerConfig, *, past: Trace | None = None, start_s: float) -> None:
-        if config.service_time_s is None:
-            raise ValueError("the Holt-Winters baseline needs `serviceTime` set")
-        super().__init__(config, past=past, start_s=start_s)
+    def __init__(
+        self,
+        config: TriggerConfig,
+        *,
+        past: Trace | None = None,
+        start_s: float,
+        fits: FitCache | None = None,
+    ) -> None:
+        super().__init__(config, past=past, start_s=start_s, fits=fits)
         self._path: CoarsePath | None = None
 
     def _maybe_refit(self, now_s: float) -> None:
@@ -52,12 +58,15 @@ class HoltWintersPolicy(Predictive):
         hourly = prepare(at_s + config.step_s / 2, values, HOUR_S, season_steps=SEASON_STEPS)
         # Up to the next refit and the lead time after it, and one spare.
         steps = math.ceil((config.refit_interval_s + config.lead_time_s) / HOUR_S) + 1
+        key = ("holt_winters", hourly.end_s, steps, hourly.values.size, float(np.nansum(hourly.values)))
+        cache = self._fits.paths if self._fits is not None else {}
         try:
-            path = _forecast(hourly.values, steps)
+            path = cache[key] if key in cache else _forecast(hourly.values, steps)
         except ModelError:
             self.fits["failed"] += 1
             self._next_fit_s = now_s + RETRY_S
             return
+        cache[key] = path
         recent = hourly.values[-2:].copy()
         self._path = CoarsePath(HOUR_S, hourly.end_s, recent, path, np.zeros(steps))
         self.fits["holt_winters"] += 1
@@ -67,10 +76,11 @@ class HoltWintersPolicy(Predictive):
     def _bound(self, now_s: float) -> float | None:
         """W x the largest point forecast of the rate over [now, now + leadTime]."""
         path, config = self._path, self.config
-        if path is None or config.service_time_s is None:
+        scale = self._service_time()
+        if path is None or scale is None:
             return None
         times = now_s + np.linspace(0.0, config.lead_time_s, LEAD_POINTS)
-        return float(np.max(path.at(times))) * config.service_time_s
+        return float(np.max(path.at(times))) * scale
 
 
 def _forecast(y: FloatArray, steps: int) -> FloatArray:
@@ -85,8 +95,12 @@ def _forecast(y: FloatArray, steps: int) -> FloatArray:
     return np.maximum(path, 0.0)
 
 
-def holt_winters(past: Trace | None, settings: PredictiveSettings | None = None) -> PolicyFactory:
+def holt_winters(
+    past: Trace | None, settings: PredictiveSettings | None = None, *, fits: FitCache | None = None
+) -> PolicyFactory:
     """The Holt-Winters baseline with `predictive`'s settings, without the replicas (its `quantile`
     is not used)."""
     chosen = dataclasses.replace(settings or PredictiveSettings(), replicas_known=False)
-    return lambda scenario: HoltWintersPolicy(chosen.trigger(scenario), past=past, start_s=scenario.start_s)
+    return lambda scenario: HoltWintersPolicy(
+        chosen.trigger(scenario), past=past, start_s=scenario.start_s, fits=fits
+    )

@@ -15,7 +15,9 @@ policy can return the scaler's real decision rule unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -24,9 +26,42 @@ import numpy.typing as npt
 from scaler.sim.autoscaler import ScalingConfig
 from scaler.sim.cluster import ClusterConfig
 
+SCRAPE_INTERVAL_S = 15.0
+RATE_WINDOW_S = 60.0
+REPLICAS_LAG_SCRAPES = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """The metric pipeline every policy sees the service through (Prometheus and kube-state-metrics).
+
+    - Every `scrape_interval_s` Prometheus scrapes the service's gauges (in flight, waiting) and its
+      `requests_total` counter; a policy observes each scrape once, and nothing between them.
+    - A rate is `rate(requests_total[rate_window_s])`: over the scrapes in (t - window, t], the
+      counter's increase divided by the time between the first and the last of them (Prometheus
+      extrapolates a full window to its edges, which gives this); 0 with fewer than two scrapes.
+    - Replica counts come from kube-state-metrics, which Prometheus scrapes too: each scrape shows
+      the counts `replicas_lag_scrapes` scrapes earlier.
+    """
+
+    scrape_interval_s: float = SCRAPE_INTERVAL_S
+    rate_window_s: float = RATE_WINDOW_S
+    replicas_lag_scrapes: int = REPLICAS_LAG_SCRAPES
+
+    def __post_init__(self) -> None:
+        if not (0 < self.scrape_interval_s < math.inf and self.rate_window_s >= 2 * self.scrape_interval_s):
+            raise ValueError(
+                f"PipelineConfig: scrape_interval_s ({self.scrape_interval_s}) must be > 0 and "
+                f"rate_window_s ({self.rate_window_s}) at least two scrape intervals"
+            )
+        if self.replicas_lag_scrapes < 0:
+            raise ValueError(
+                f"PipelineConfig: replicas_lag_scrapes is {self.replicas_lag_scrapes}; it must be >= 0"
+            )
+
 
 class Signals(NamedTuple):
-    """The service's gauges at one instant, as a Prometheus scrape would show them."""
+    """The service's gauges at one instant, as a Prometheus scrape shows them (`PipelineConfig`)."""
 
     at_s: float
     """Unix time of the scrape."""
@@ -35,14 +70,14 @@ class Signals(NamedTuple):
     waiting: float
     """Requests waiting for a slot."""
     arrival_rate: float
-    """Requests/s arriving over the last minute (`rate(requests_total[1m])`), dropped ones included."""
+    """Requests/s arriving (`rate(requests_total[1m])`, see `PipelineConfig`), dropped ones included."""
     ready_replicas: int
-    """Replicas serving (`kube_deployment_status_replicas_ready`)."""
+    """Replicas serving (`kube_deployment_status_replicas_ready`), one scrape late."""
     desired_replicas: int
-    """The Deployment's replicas (`kube_deployment_spec_replicas`)."""
+    """The Deployment's replicas (`kube_deployment_spec_replicas`), one scrape late."""
     current_replicas: int
-    """Pods that exist, starting or ready (`kube_deployment_status_replicas`); pods are created at
-    once here, so this equals `desired_replicas`."""
+    """Pods that exist, pending, starting or ready (`kube_deployment_status_replicas`), one scrape
+    late; pods are created at once here, so this equals `desired_replicas`."""
 
 
 class Answer(Protocol):
@@ -94,6 +129,11 @@ class Scenario(NamedTuple):
     """Requests arriving in each tick (the demand after sampling; identical for every policy)."""
     cluster: ClusterConfig
     scaling: ScalingConfig
+    pipeline: PipelineConfig = PipelineConfig()
+    outages: tuple[tuple[float, float], ...] = ()
+    """Spans [start, end) of unix time in which the scaler answers UNAVAILABLE (KEDA's `fallback`)."""
+    seed: int = 0
+    """Seed of the replicas' start-up delays."""
 
     @property
     def ticks(self) -> int:

@@ -58,7 +58,8 @@ class Outcome:
 
     policy: str
     gpu_hours: float
-    """Replica-seconds billed (from the request for a replica to its removal) / 3600 x GPUs each."""
+    """GPU-seconds billed / 3600: each replica's GPUs from the request for it to its removal, or,
+    with GPU nodes, every node's GPUs from the request for the node to its removal."""
     cost_usd: float
     """gpu_hours x `ClusterConfig.usd_per_gpu_hour`."""
     slo_violation_minutes: int
@@ -68,7 +69,9 @@ class Outcome:
     over_slo_fraction: float
     """Fraction of all requests slower than `slo_s` or dropped."""
     dropped: float
-    """Requests turned away by a full queue."""
+    """Requests turned away by a full queue or given up after the client timeout."""
+    timed_out: float
+    """Of `dropped`, those that gave up after the client timeout."""
     scale_events: int
     """Changes of the Deployment's replicas."""
     replica_s: float
@@ -149,7 +152,7 @@ def summarize(
     ticks_m = _per_minute(np.ones(log.offered.size), per_minute)
     at_tick = start_s + tick_s * np.arange(log.offered.size, dtype=np.float64)
     replica_s = float(log.provisioned.sum()) * tick_s
-    gpu_hours = replica_s / 3600.0 * cluster.gpus_per_replica
+    gpu_hours = float(log.billed_gpus.sum()) * tick_s / 3600.0
     requests = float(log.offered.sum())
     return Outcome(
         policy=policy,
@@ -159,6 +162,7 @@ def summarize(
         requests=requests,
         over_slo_fraction=float(late.sum()) / requests if requests > 0 else 0.0,
         dropped=float(log.dropped.sum()),
+        timed_out=float(log.timed_out.sum()),
         scale_events=scale_events,
         replica_s=replica_s,
         over_provisioning=None,

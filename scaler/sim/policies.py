@@ -12,7 +12,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from scaler.policy import past_tolerance
-from scaler.sim.autoscaler import ScalingConfig, hpa_desired, rate_limit
+from scaler.sim.autoscaler import ScalingConfig, hpa_desired
 from scaler.sim.cluster import ClusterConfig
 from scaler.sim.interface import Metric, PolicyFactory, Scenario, Signals
 
@@ -82,7 +82,8 @@ class Oracle:
     ) -> None:
         if not 0 < utilization <= 1:
             raise ValueError(f"utilization is {utilization}; it must be in (0, 1]")
-        startup = math.ceil(cluster.startup_delay_s / tick_s - _SLACK)
+        # Start-ups vary per replica; it plans for the slow ones (their 95th percentile).
+        startup = math.ceil(cluster.startup_p95 / tick_s - _SLACK)
         sync = max(1, round(scaling.hpa_sync_s / tick_s))
         needed = _needed(
             np.asarray(arrivals, dtype=np.float64),
@@ -146,12 +147,11 @@ def _needed(
 
 def _ramped(needed: list[int], sync: int, scaling: ScalingConfig) -> list[int]:
     """`needed`, raised so that each HPA period's scale-up limit reaches the next period's value."""
-    rules = scaling.scale_up
 
     def reach(replicas: int) -> int:
         if replicas == 0:
             return scaling.hpa_min_replicas  # KEDA's activation
-        return rate_limit(rules, replicas, [replicas] * len(rules.policies), up=True)
+        return scaling.scale_up_reach(replicas)
 
     # fewest[y]: the fewest replicas from which one period can reach y.
     fewest, replicas = [], 0

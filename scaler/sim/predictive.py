@@ -113,10 +113,56 @@ def past_rates(
     return at_s[keep], rates[keep]
 
 
+FitKey = tuple[object, ...]
+
+
+class FitCache:
+    """Fitted forecasters shared by runs on the same demand (a knob sweep): the arrival rate a policy
+    sees does not depend on its scaling (dropped requests count too), and a fit does not depend on
+    the quantile, so a refit on the same coarse history is taken from here. The adaptive shift,
+    which depends on the quantile, is still computed by each run."""
+
+    def __init__(self) -> None:
+        self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
+        self.paths: dict[FitKey, FloatArray] = {}
+        """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
+        self.hits = 0
+
+    def __contains__(self, key: FitKey) -> bool:
+        return key in self._fits
+
+    def get(self, key: FitKey, forecaster: Forecaster) -> bool:
+        """Load the fit for `key` into `forecaster` (after its adaptive step); False when absent."""
+        found = self._fits.get(key)
+        if found is None:
+            return False
+        specs, selected_at_s, fitted, _ = found
+        forecaster._specs = dict(specs)
+        forecaster._selected_at_s = selected_at_s
+        forecaster._fitted = fitted  # type: ignore[assignment]
+        self.hits += 1
+        return True
+
+    def put(self, key: FitKey, forecaster: Forecaster) -> None:
+        self._fits[key] = (
+            dict(forecaster._specs),
+            forecaster._selected_at_s,
+            forecaster._fitted,
+            forecaster.model,
+        )
+
+
 class Predictive:
     """prescaler in predictive mode on a rate query; `decisions` records each decision made."""
 
-    def __init__(self, config: TriggerConfig, *, past: Trace | None = None, start_s: float) -> None:
+    def __init__(
+        self,
+        config: TriggerConfig,
+        *,
+        past: Trace | None = None,
+        start_s: float,
+        fits: FitCache | None = None,
+    ) -> None:
         if config.mode != "predictive" or config.rate_query is None:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
         self.config = config
@@ -127,6 +173,7 @@ class Predictive:
             at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
             self._rates.extend(at_s, values)
         self._forecaster = Forecaster(forecast_config(config))
+        self._fits = fits
         self._fitted = False
         self._next_fit_s = -math.inf
         self._last_step: int | None = None
@@ -174,9 +221,17 @@ class Predictive:
                 coarse_s,
                 season_steps=self._forecaster.config.season_steps(coarse_s),
             )
-            # No time budget: the simulated clock does not run while fitting, and a budget would
-            # make runs depend on the machine.
-            self._forecaster.fit(coarse)
+            key = self._fit_key(coarse.end_s, coarse.values)
+            cache = self._fits
+            if cache is not None and key in cache:
+                self._forecaster._adapt(coarse)
+                cache.get(key, self._forecaster)
+            else:
+                # No time budget: the simulated clock does not run while fitting, and a budget
+                # would make runs depend on the machine.
+                self._forecaster.fit(coarse)
+                if cache is not None:
+                    cache.put(key, self._forecaster)
         except (RuntimeError, ValueError):
             self.fits["failed"] += 1
             self._next_fit_s = now_s + RETRY_S
@@ -185,18 +240,27 @@ class Predictive:
         self._fitted = True
         self._next_fit_s = now_s + config.refit_interval_s
 
+    def _fit_key(self, end_s: float, values: FloatArray) -> FitKey:
+        """What a fit depends on: the forecasting settings and the coarse history."""
+        config = self._forecaster.config
+        return (type(self).__name__, repr(config), end_s, values.size, float(np.nansum(values)))
+
+    def _service_time(self) -> float | None:
+        """`serviceTime`, or measured from the in-flight and rate samples (Little's law)."""
+        scale = self.config.service_time_s
+        if scale is None:
+            scale = measured_service_time_s(self._in_flight, self._rates)
+        return scale
+
     def _bound(self, now_s: float) -> float | None:
         """Upper bound of in-flight over [now, now + leadTime], from the arrival rate's forecast and W
         (`scaler.leadtime.in_flight_bound`)."""
         if not self._fitted:
             return None
-        config = self.config
-        lead = history_bound(self._forecaster, self._rates, config)
+        lead = history_bound(self._forecaster, self._rates, self.config)
         if lead.upper is None:
             return None
-        scale = config.service_time_s
-        if scale is None:
-            scale = measured_service_time_s(self._in_flight, self._rates)
+        scale = self._service_time()
         return None if scale is None else in_flight_bound(lead, scale)
 
     @property
@@ -233,9 +297,9 @@ class PredictiveSettings:
     history_s: float = 7 * DAY_S
     """`history` fitted at each refit."""
 
-    measure_service_time: bool = False
-    """Leave `serviceTime` unset, so that the time in service is measured (Little's law); by default
-    it is set to the service's."""
+    measure_service_time: bool = True
+    """Leave `serviceTime` unset, so that the time in service is measured (Little's law), as a user
+    who does not know it would; False sets it to the service's exact value."""
 
     step_s: float = 15.0
     """`step`: how often the signals are sampled and a decision is made."""
@@ -260,8 +324,13 @@ class PredictiveSettings:
         )
 
 
-def predictive(past: Trace | None, settings: PredictiveSettings | None = None) -> PolicyFactory:
+def predictive(
+    past: Trace | None, settings: PredictiveSettings | None = None, *, fits: FitCache | None = None
+) -> PolicyFactory:
     """prescaler's predictive policy, bootstrapped from `past` (the demand before the simulated
-    window, in requests/s; only what precedes the scenario's start is used)."""
+    window, in requests/s; only what precedes the scenario's start is used); `fits` shares fits
+    between runs on the same demand."""
     chosen = settings or PredictiveSettings()
-    return lambda scenario: Predictive(chosen.trigger(scenario), past=past, start_s=scenario.start_s)
+    return lambda scenario: Predictive(
+        chosen.trigger(scenario), past=past, start_s=scenario.start_s, fits=fits
+    )

@@ -1,20 +1,22 @@
 """Wire a run together: trace -> demand -> (policy -> KEDA/HPA -> cluster) per tick -> Outcome. Pure.
 
 Within a tick starting at t: the HPA syncs (every `hpa_sync_s`), then KEDA polls (every
-`polling_interval_s`), both reading `policy.metric(t)`; the Deployment is rescaled; the cluster serves
-the tick's arrivals; the policy observes the signals at t + tick. The first sync and poll come one
-period after the start, once the policy has observed something.
+`polling_interval_s`), both reading `policy.metric(t)` (unless the scaler is down: KEDA's
+`fallback`, see `scaler.sim.autoscaler`); the Deployment is rescaled; the cluster serves the tick's
+arrivals; at each scrape (every `scrape_interval_s`, `PipelineConfig`) the policy observes what
+Prometheus shows then. The first sync and poll come one period after the start.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 
 from scaler.sim.autoscaler import Autoscaler, ScalingConfig
 from scaler.sim.cluster import Cluster, ClusterConfig
 from scaler.sim.demand import rates_per_tick, sample_arrivals
-from scaler.sim.interface import Policy, PolicyFactory, Scenario, Signals
+from scaler.sim.interface import PipelineConfig, Policy, PolicyFactory, Scenario, Signals
 from scaler.sim.outcomes import MINUTE_S, Outcome, against_reference, summarize
 from scaler.traces import Trace
 
@@ -36,16 +38,24 @@ def prepare(
     seed: int = 0,
     tick_s: float = DEFAULT_TICK_S,
     poisson: bool = True,
+    pipeline: PipelineConfig | None = None,
+    outages: tuple[tuple[float, float], ...] = (),
 ) -> Scenario:
-    """The fixed inputs of a run: `trace` (requests/s) resampled to `tick_s` and sampled with `seed`."""
+    """The fixed inputs of a run: `trace` (requests/s) resampled to `tick_s` and sampled with `seed`
+    (which also draws the replicas' start-up delays); `outages` are offsets in s from the trace's
+    start, [start, end), in which the scaler answers UNAVAILABLE."""
+    pipe = pipeline or PipelineConfig()
     for period_s, name in (
         (MINUTE_S, "a minute"),
         (scaling.hpa_sync_s, "hpa_sync_s"),
         (scaling.polling_interval_s, "polling_interval_s"),
+        (pipe.scrape_interval_s, "scrape_interval_s"),
     ):
         _ticks_per(period_s, tick_s, name)
     arrivals = sample_arrivals(rates_per_tick(trace, tick_s), tick_s, seed, poisson=poisson)
-    return Scenario(float(trace.at_s[0]), tick_s, arrivals, cluster, scaling)
+    start_s = float(trace.at_s[0])
+    spans = tuple((start_s + a, start_s + b) for a, b in outages)
+    return Scenario(start_s, tick_s, arrivals, cluster, scaling, pipe, spans, seed)
 
 
 def _initial_replicas(scenario: Scenario) -> int:
@@ -56,44 +66,78 @@ def _initial_replicas(scenario: Scenario) -> int:
     return min(max(math.ceil(first - 1e-9), scaling.min_replica_count), scaling.max_replica_count)
 
 
+class _Scraper:
+    """Prometheus and kube-state-metrics between the cluster and the policy (`PipelineConfig`)."""
+
+    def __init__(self, pipeline: PipelineConfig, start_s: float, cluster: Cluster) -> None:
+        samples = round(pipeline.rate_window_s / pipeline.scrape_interval_s)
+        self._window_s = pipeline.rate_window_s
+        self._counter: deque[tuple[float, float]] = deque([(start_s, 0.0)], maxlen=samples + 1)
+        counts = (cluster.ready, cluster.replicas)
+        self._replicas: deque[tuple[int, int]] = deque([counts], maxlen=pipeline.replicas_lag_scrapes + 1)
+
+    def scrape(self, at_s: float, cluster: Cluster) -> Signals:
+        counter = self._counter
+        counter.append((at_s, cluster.offered_total))
+        first_s, first = next((s, c) for s, c in counter if s > at_s - self._window_s + 1e-9)
+        rate = (cluster.offered_total - first) / (at_s - first_s) if at_s > first_s else 0.0
+        self._replicas.append((cluster.ready, cluster.replicas))
+        ready, replicas = self._replicas[0]
+        return Signals(
+            at_s=at_s,
+            in_flight=cluster.in_flight,
+            waiting=cluster.waiting,
+            arrival_rate=rate,
+            ready_replicas=ready,
+            desired_replicas=replicas,
+            current_replicas=replicas,
+        )
+
+
+def _down(outages: tuple[tuple[float, float], ...], now_s: float) -> bool:
+    return any(start <= now_s < end for start, end in outages)
+
+
 def run_policy(scenario: Scenario, name: str, policy: Policy) -> Outcome:
     """Simulate one policy on `scenario`."""
     dt, start_s, scaling = scenario.tick_s, scenario.start_s, scenario.scaling
     arrivals = scenario.arrivals.tolist()
     replicas = _initial_replicas(scenario)
-    cluster = Cluster(scenario.cluster, dt, len(arrivals), replicas)
+    cluster = Cluster(scenario.cluster, dt, len(arrivals), replicas, seed=scenario.seed)
     autoscaler = Autoscaler(scaling, replicas, start_s)
     hpa_every = _ticks_per(scaling.hpa_sync_s, dt, "hpa_sync_s")
     keda_every = _ticks_per(scaling.polling_interval_s, dt, "polling_interval_s")
+    scrape_every = _ticks_per(scenario.pipeline.scrape_interval_s, dt, "scrape_interval_s")
+    scraper = _Scraper(scenario.pipeline, start_s, cluster)
     target = policy.target
     if not target >= 0.001:
         raise ValueError(f"policy {name}: target is {target}; it must be at least 0.001 (KEDA's precision)")
-    scale_events = 0
+    outages = scenario.outages
+    fallback = scaling.fallback_replicas
+    failures, scale_events = 0, 0
     for tick, arriving in enumerate(arrivals):
         now_s = start_s + tick * dt
         hpa, keda = tick % hpa_every == 0, tick % keda_every == 0
         if tick and (hpa or keda):
-            answer = policy.metric(now_s)
             current = cluster.replicas
-            desired = autoscaler.hpa_sync(now_s, answer.value, target, current) if hpa else current
-            if keda:
-                desired = autoscaler.keda_poll(now_s, answer.active, desired)
+            desired = current
+            if outages and _down(outages, now_s):
+                failures += 1
+                if hpa and fallback is not None and failures >= scaling.fallback_failure_threshold:
+                    desired = autoscaler.hpa_sync(now_s, fallback * target, target, current)
+            else:
+                failures = 0
+                answer = policy.metric(now_s)
+                if hpa:
+                    desired = autoscaler.hpa_sync(now_s, answer.value, target, current)
+                if keda:
+                    desired = autoscaler.keda_poll(now_s, answer.active, desired)
             if desired != current:
                 cluster.scale(tick, desired)
                 scale_events += 1
         cluster.step(tick, arriving)
-        replicas = cluster.replicas
-        policy.observe(
-            Signals(
-                at_s=start_s + (tick + 1) * dt,
-                in_flight=cluster.in_flight,
-                waiting=cluster.waiting,
-                arrival_rate=cluster.arrival_rate,
-                ready_replicas=cluster.ready,
-                desired_replicas=replicas,
-                current_replicas=replicas,
-            )
-        )
+        if (tick + 1) % scrape_every == 0:
+            policy.observe(scraper.scrape(start_s + (tick + 1) * dt, cluster))
     return summarize(name, cluster.log(), scale_events, scenario.cluster, start_s=start_s, tick_s=dt)
 
 
@@ -107,8 +151,9 @@ def simulate(
     tick_s: float = DEFAULT_TICK_S,
     poisson: bool = True,
     reference: str | None = "oracle",
+    pipeline: PipelineConfig | None = None,
 ) -> dict[str, Outcome]:
     """Run every policy on the same sampled demand; over-provisioning is relative to `reference`."""
-    inputs = prepare(trace, cluster, scaling, seed=seed, tick_s=tick_s, poisson=poisson)
+    inputs = prepare(trace, cluster, scaling, seed=seed, tick_s=tick_s, poisson=poisson, pipeline=pipeline)
     outcomes = {name: run_policy(inputs, name, make(inputs)) for name, make in policies.items()}
     return against_reference(outcomes, reference)

@@ -1,72 +1,64 @@
-"""Reactive scaling's cost/SLO curve over its only knob, and a reading of it at a given cost. Pure.
+"""A policy's cost/SLO frontier over its knob, and its GPU-hours at an SLO budget. Pure.
 
-A predictive policy is fairly judged against reactive at the same GPU-hours: sweep reactive's
-target, then read the curve at the predictive run's GPU-hours.
+A policy is judged at equal SLO: its knob is swept, the sweep's frontier (the points no other point
+beats on both GPU-hours and SLO-violating minutes) is read at a budget of violating minutes per
+simulated day, interpolating linearly between the two frontier points around the budget. A budget
+the sweep does not bracket (met already at its cheapest point, or never met) has no reading: None,
+never an extrapolation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
-import numpy as np
-
-from scaler.sim.autoscaler import ScalingConfig
-from scaler.sim.cluster import ClusterConfig
-from scaler.sim.policies import reactive
-from scaler.sim.run import DEFAULT_TICK_S, prepare, run_policy
-from scaler.traces import Trace
+from forecasting.base import DAY_S
 
 
 class SweepPoint(NamedTuple):
-    """Reactive at one target."""
+    """A policy at one value of its knob."""
 
-    target: float
+    knob: str
+    value: float
     gpu_hours: float
     slo_violation_minutes: int
 
 
-class AtGpuHours(NamedTuple):
-    """The sweep read at `gpu_hours`, linearly interpolated between its neighbours."""
-
-    gpu_hours: float
-    slo_violation_minutes: float
-    target: float
-    inside: bool
-    """False when `gpu_hours` is outside the sweep: the values are those of the nearest end."""
-
-
-def sweep_reactive(
-    trace: Trace,
-    targets: Iterable[float],
-    cluster: ClusterConfig,
-    scaling: ScalingConfig,
-    *,
-    seed: int = 0,
-    tick_s: float = DEFAULT_TICK_S,
-    poisson: bool = True,
-) -> list[SweepPoint]:
-    """Reactive's (gpu_hours, SLO-violating minutes) at each target, on one sampled demand."""
-    inputs = prepare(trace, cluster, scaling, seed=seed, tick_s=tick_s, poisson=poisson)
-    points = []
-    for target in targets:
-        outcome = run_policy(inputs, f"reactive@{target:g}", reactive(target)(inputs))
-        points.append(SweepPoint(target, outcome.gpu_hours, outcome.slo_violation_minutes))
-    return points
+def frontier(sweep: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """The sweep's points no other point beats on both GPU-hours and SLO minutes, by GPU-hours
+    (so SLO minutes fall strictly along it)."""
+    best: list[SweepPoint] = []
+    for point in sorted(sweep, key=lambda p: (p.gpu_hours, p.slo_violation_minutes, p.value)):
+        if not best or point.slo_violation_minutes < best[-1].slo_violation_minutes:
+            best.append(point)
+    return best
 
 
-def at_equal_gpu_hours(sweep: Sequence[SweepPoint], gpu_hours: float) -> AtGpuHours:
-    """Reactive's SLO-violating minutes (and target) at `gpu_hours`, on the sweep sorted by GPU-hours."""
-    if not sweep:
-        raise ValueError("the sweep is empty; run sweep_reactive over at least one target")
-    ordered = sorted(sweep, key=lambda point: (point.gpu_hours, point.target))
-    hours = np.array([point.gpu_hours for point in ordered])
-    minutes = np.array([float(point.slo_violation_minutes) for point in ordered])
-    targets = np.array([point.target for point in ordered])
-    inside = bool(hours[0] <= gpu_hours <= hours[-1])
-    return AtGpuHours(
-        gpu_hours=gpu_hours,
-        slo_violation_minutes=float(np.interp(gpu_hours, hours, minutes)),
-        target=float(np.interp(gpu_hours, hours, targets)),
-        inside=inside,
-    )
+def minutes_per_day(minutes: float, days: float) -> float:
+    """Violating minutes per simulated day."""
+    return minutes / days
+
+
+def budget_minutes_per_day(share: float) -> float:
+    """A budget given as a share of all minutes (0.001 = 0.1 %) in violating minutes per day."""
+    return share * DAY_S / 60.0
+
+
+def gpu_hours_at_budget(points: Sequence[SweepPoint], budget_per_day: float, days: float) -> float | None:
+    """The GPU-hours at which the frontier of `points` meets `budget_per_day` violating minutes per
+    day, interpolated between the frontier's two points around it; None outside the sweep."""
+    if not (days > 0 and budget_per_day >= 0):
+        raise ValueError(f"days ({days}) must be > 0 and the budget ({budget_per_day}) >= 0")
+    best = frontier(points)
+    if len(best) < 2:
+        return None
+    rates = [minutes_per_day(p.slo_violation_minutes, days) for p in best]
+    if rates[0] <= budget_per_day or rates[-1] > budget_per_day:
+        return None
+    for (lo, lo_rate), (hi, hi_rate) in zip(
+        zip(best, rates, strict=True), zip(best[1:], rates[1:], strict=True), strict=False
+    ):
+        if lo_rate > budget_per_day >= hi_rate:
+            share = (lo_rate - budget_per_day) / (lo_rate - hi_rate)
+            return lo.gpu_hours + share * (hi.gpu_hours - lo.gpu_hours)
+    return None  # unreachable: the rates fall strictly from above to at most the budget
