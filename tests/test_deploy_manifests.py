@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from scaler.cgroup import Limits, forecast_workers
 from scaler.settings import load_credentials
 from scaler.trigger import parse_trigger
 from tests.kustomize_render import Resource, identity, pod_spec, render
@@ -127,7 +128,9 @@ def test_the_base_sets_forecast_workers_and_memory_for_them() -> None:
     assert limits["memory"].endswith("Mi")
     # docs/operations.md: about 300 MB per worker, plus the server process and its targets.
     assert int(limits["memory"][:-2]) >= workers * 300 + 400
-    assert workers <= int(limits["cpu"]), "more workers than CPUs only queue fits behind each other"
+    # The value written is the one prescaler would derive from these limits itself.
+    memory = int(limits["memory"][:-2]) * 1024**2
+    assert workers == forecast_workers(Limits(float(limits["cpu"]), "test", memory, "test"))
 
 
 def test_the_image_is_the_published_name_and_version() -> None:
@@ -214,6 +217,12 @@ def test_networkpolicy_lets_grpc_in_from_keda_and_metrics_from_monitoring_only()
     assert set(allowed) == ports, "every container port is covered, by its name"
     labels = find(resources, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_service_is_headless_so_keda_balances_over_every_replica() -> None:
+    resources = rendered("base")
+    assert find(resources, "Service", "prescaler")["spec"]["clusterIP"] == "None"
+    assert find(resources, "Deployment", "prescaler")["spec"]["replicas"] == 2
 
 
 def test_servicemonitor_scrapes_the_services_http_port_keeping_target_labels() -> None:
