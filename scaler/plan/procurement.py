@@ -100,8 +100,17 @@ def hourly_cost_usd(mix: Mix, prices: Prices, gpus_per_replica: int, reserved_pr
     return result
 
 
+def _spot_table(need: IntArray, prices: Prices, replace_s: float, quantile: float) -> IntArray:
+    """Interruption extras for every spot count up to the largest cap (that of reserving nothing)."""
+    share = prices.spot.max_share if prices.spot else 0.0
+    top = int(np.floor(share * need.max() + 1e-9)) if need.size else 0
+    counts = np.arange(top + 1, dtype=np.int64)
+    rate = prices.spot.interruptions_per_hour if prices.spot else 0.0
+    return spot_extras(counts, rate, replace_s, quantile)
+
+
 def _above(
-    need: IntArray, level: int, prices: Prices, gpus: int, replace_s: float, quantile: float
+    need: IntArray, level: int, prices: Prices, gpus: int, extras: IntArray
 ) -> tuple[IntArray, IntArray, FloatArray]:
     """(spot, on-demand, cost) per hour for the excess over `level`, with the cheapest spot count."""
     excess = np.maximum(need - level, 0)
@@ -111,16 +120,19 @@ def _above(
         zeros = np.zeros_like(excess)
         return zeros, excess, on_demand_only.astype(np.float64)
     cap = np.minimum(np.floor(spot.max_share * need + 1e-9).astype(np.int64), excess)
-    width = int(cap.max()) + 1
-    counts = np.arange(width, dtype=np.int64)
-    extras = spot_extras(counts, spot.interruptions_per_hour, replace_s, quantile)
-    table = (counts + extras) * spot.price
-    allowed = counts[None, :] <= cap[:, None]
-    cost = table[None, :] + (excess[:, None] - counts[None, :]) * prices.on_demand
-    cost = np.where(allowed, cost, np.inf)
+    # Between two jumps of the extras the cost is linear in the spot count, so the cheapest count is
+    # 0, the cap, or the last count before a jump.
+    jumps = np.flatnonzero(np.diff(extras[: int(cap.max()) + 1]) > 0)
+    candidates = np.concatenate(
+        [np.zeros((need.size, 1), np.int64), cap[:, None], np.broadcast_to(jumps, (need.size, jumps.size))],
+        axis=1,
+    )
+    candidates = np.where(candidates <= cap[:, None], candidates, 0)
+    cost = (candidates + extras[candidates]) * spot.price + (excess[:, None] - candidates) * prices.on_demand
     best = cost.argmin(axis=1)
-    serving = counts[best]
-    return serving + extras[best], excess - serving, cost.min(axis=1) * gpus
+    rows = np.arange(need.size)
+    serving = candidates[rows, best]
+    return serving + extras[serving], excess - serving, cost[rows, best] * gpus
 
 
 def procure(
@@ -131,13 +143,12 @@ def procure(
     top = int(need.max()) if need.size else 0
     levels = np.arange(top + 1, dtype=np.int64)
     hours = need.size
-    above = np.array(
-        [_above(need, int(r), prices, gpus_per_replica, replace_s, quantile)[2].sum() for r in levels]
-    )
+    extras = _spot_table(need, prices, replace_s, quantile)
+    above = np.array([_above(need, int(r), prices, gpus_per_replica, extras)[2].sum() for r in levels])
     term_optimum: dict[str, tuple[int, float]] = {}
     for term in prices.reserved:
         costs = levels * term.price * gpus_per_replica * hours + above
-        best = int(costs.argmin())
+        best = _cheapest(costs)
         term_optimum[term.term] = (best, float(costs[best]))
     cheapest = min(prices.reserved, key=lambda t: t.price) if prices.reserved else None
     price = cheapest.price if cheapest else 0.0
@@ -145,8 +156,8 @@ def procure(
         levels, curve = levels[:1], above[:1]
     else:
         curve = levels * price * gpus_per_replica * hours + above
-    level = int(curve.argmin())
-    spot, on_demand, _ = _above(need, level, prices, gpus_per_replica, replace_s, quantile)
+    level = _cheapest(curve)
+    spot, on_demand, _ = _above(need, level, prices, gpus_per_replica, extras)
     mix = Mix(np.full(hours, level, dtype=np.int64), spot, on_demand)
     cost = float(hourly_cost_usd(mix, prices, gpus_per_replica, price).sum())
     by_term = {
@@ -162,6 +173,11 @@ def procure(
         np.asarray(curve, dtype=np.float64),
         term_optimum,
     )
+
+
+def _cheapest(costs: FloatArray) -> int:
+    """The lowest level whose cost is the minimum (to float noise): ties commit to less."""
+    return int(np.flatnonzero(costs <= costs.min() + 1e-9 * max(1.0, abs(float(costs.min()))))[0])
 
 
 def monthly(horizon_usd: float, hours: int) -> float:

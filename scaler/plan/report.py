@@ -75,9 +75,10 @@ def report(plan: Plan) -> str:
         + (", slowing with load per the load-test table" if p.load_test else "")
         + "), with the Allen-Cunneen variability correction.",
         f"- Reserved level: the exact scan's optimum; at it, the need exceeds the level in "
-        f"{_share(float((plan.replicas > buy.level).mean()))} of hours "
+        f"{_share(float((plan.replicas > buy.level).mean()))} of hours"
         + (
-            f"(newsvendor: reserved / on-demand price = {_share(_term_price(plan) / prices.on_demand)})."
+            f" (the newsvendor's share without spot is reserved / on-demand price = "
+            f"{_share(_term_price(plan) / prices.on_demand)}; cheaper spot above the level lowers the level)."
             if buy.term is not None
             else "."
         ),
