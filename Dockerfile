@@ -9,9 +9,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/prescaler
 # Dependencies first, from the hashed lock (requirements/compile.sh writes it): a layer that changes
-# only when the lock does. Every file pip fetches must match a hash in it.
+# only when the lock does. Every file pip fetches must match a hash in it, and all are wheels: nothing is
+# compiled (checked for linux x86_64 and Python 3.12 with `pip install --dry-run --only-binary=:all:`).
 COPY requirements/lock.txt /tmp/lock.txt
-RUN /opt/prescaler/bin/pip install --require-hashes -r /tmp/lock.txt
+RUN /opt/prescaler/bin/pip install --require-hashes --only-binary=:all: -r /tmp/lock.txt
 # Then prescaler itself, without dependencies and with the locked build backend.
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -37,6 +38,8 @@ ENV PATH=/opt/prescaler/bin:$PATH \
     MPLCONFIGDIR=/home/prescaler/.cache/matplotlib
 USER 65532:65532
 WORKDIR /home/prescaler
+# Fails the build if the installed command cannot start.
+RUN prescaler --version
 EXPOSE 9090 8080
 ENTRYPOINT ["prescaler"]
 CMD ["serve"]

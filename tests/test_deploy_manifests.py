@@ -4,6 +4,7 @@ Kubernetes schemas (kubernetes-validate, offline) or against the schema of the C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from scaler.cgroup import Limits, forecast_workers
-from scaler.settings import load_credentials
+from scaler.settings import ENV_PREFIX, Settings, load_credentials
 from scaler.trigger import parse_trigger
 from tests.kustomize_render import Resource, identity, pod_spec, render
 
@@ -137,6 +138,14 @@ def test_the_image_is_the_published_name_and_version() -> None:
     image = container(rendered("base"))["image"]
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert image == f"ghcr.io/prescaler/prescaler:{version}"
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_every_prescaler_variable_in_the_manifests_is_a_setting(tree: str) -> None:
+    known = {ENV_PREFIX + field.name.upper().removesuffix("_S") for field in dataclasses.fields(Settings)}
+    used = {name for name in env(rendered(tree)) if name.startswith(ENV_PREFIX)}
+    assert used, "the Deployment sets prescaler's settings through its environment"
+    assert used <= known, f"not settings: {sorted(used - known)}"
 
 
 def test_writable_paths_are_volumes_on_a_read_only_root() -> None:
