@@ -7,8 +7,10 @@ PORT   ?= 9090
 .DEFAULT_GOAL := help
 
 .PHONY: help
-help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## list the targets (variables shown with their values: make help PORT=9191)
+	@awk -v PORT='$(PORT)' -v DEMO_DIR='$(DEMO_DIR)' -v VENV='$(VENV)' 'BEGIN {FS = ":.*## "} \
+	  /^[a-zA-Z_-]+:.*## / { text = $$2; gsub(/\$$\(PORT\)/, PORT, text); gsub(/\$$\(DEMO_DIR\)/, DEMO_DIR, text); \
+	  gsub(/\$$\(VENV\)/, VENV, text); printf "  \033[36m%-12s\033[0m %s\n", $$1, text }' $(MAKEFILE_LIST)
 
 # Dependencies from the hashed lock (requirements/compile.sh regenerates it), then prescaler alone.
 $(BIN)/prescaler: pyproject.toml requirements/lock-dev.txt
@@ -27,7 +29,7 @@ run: install ## serve on :$(PORT) with the embedded replay trace (no Prometheus 
 DEMO_DIR ?= /tmp/prescaler-demo
 
 .PHONY: demo
-demo: install ## what-if: predictive vs reactive vs oracle on a bundled NYC-taxi excerpt (about 30 s)
+demo: install ## what-if: predictive vs reactive vs oracle on a bundled NYC-taxi excerpt (1-2 min on 2 CPUs)
 	$(BIN)/prescaler simulate --trace scaler/traces/nyc_taxi_10d.csv --history 7d --days 2 \
 	  --startup 180s --slo 2s --peak-replicas 20 --policies reactive,predictive,holt_winters,oracle \
 	  --json $(DEMO_DIR)/simulate.json --plot $(DEMO_DIR)/simulate.png
