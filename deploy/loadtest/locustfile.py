@@ -1,4 +1,4 @@
-"""Locust load that replays a trace's daily shape, compressed, against an OpenAI-compatible server.
+r"""Locust load that replays a trace's daily shape, compressed, against an OpenAI-compatible server.
 
 The trace is a `timestamp,value` CSV (unix seconds or ISO 8601; default: the bundled NYC-taxi excerpt).
 `--days` trace days, starting at `--first-day`, are replayed in `--day-minutes` wall-clock minutes each;
@@ -7,7 +7,7 @@ least `--min-users`).
 Each user POSTs `/v1/completions` once every `--pace` seconds, or again at once when an answer took
 longer: with a pace at most the server's service time every user is always in flight, so requests in
 flight (vLLM's running + waiting) follow the users; with a longer pace they follow users x time in
-service / pace, and grow as the server queues.
+service / pace, and grow as the server queues. Each request asks `--model` for `--max-tokens` tokens.
 
     locust -f deploy/loadtest/locustfile.py --headless --host http://127.0.0.1:8000 \
         --day-minutes 10 --days 2 --peak-users 40
@@ -108,7 +108,7 @@ class Plan:
         ]
         for flag, value, ok, expected in checks:
             if not ok:
-                raise ValueError(f"{flag} {value}: expected {expected}")
+                raise ValueError(f"{flag} {value:g}: expected {expected}")
         if options.first_day + options.days > self.trace.days + 1e-9:
             raise ValueError(
                 f"--first-day {options.first_day} --days {options.days:g}: the trace {self.trace.path} "
