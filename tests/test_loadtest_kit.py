@@ -13,6 +13,7 @@ import contextlib
 import csv
 import importlib.metadata
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -358,8 +359,9 @@ def test_python_m_serves_until_sigterm(tmp_path: Path) -> None:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
         assert process.stdout is not None
         banner = process.stdout.readline()
-        address = banner.split(" on ")[1].split(":", 2)
-        url = f"http://127.0.0.1:{address[2].split(':')[0]}"
+        found = re.search(r"on (http://127\.0\.0\.1:\d+):", banner)
+        assert found is not None, banner
+        url = found.group(1)
         try:
             models = httpx.get(f"{url}/v1/models", timeout=5).json()
             completion = httpx.post(f"{url}/v1/completions", json={"prompt": "x"}, timeout=5).json()
@@ -443,7 +445,9 @@ def best_lag(readings: list[Reading]) -> tuple[int, float, float]:
     scores = []
     for lag in range(int(4 / POLL_S) + 1):
         a, b = served[lag:], in_flight[: len(in_flight) - lag]
-        scores.append((float(np.mean(np.abs(a - b))), lag, float(np.corrcoef(a, b)[0, 1])))
+        flat = np.std(a) == 0 or np.std(b) == 0  # no load at all: nothing to correlate
+        corr = 0.0 if flat else float(np.corrcoef(a, b)[0, 1])
+        scores.append((float(np.mean(np.abs(a - b))), lag, corr))
     mae, lag, corr = min(scores)
     return lag, mae, corr
 
