@@ -34,8 +34,10 @@ from scaler import cli
 from scaler._generated import externalscaler_pb2 as pb
 from scaler.loadtest import httpd, mock_vllm
 from scaler.loadtest.engine import ROUTES, MockConfig, MockVllm
+from scaler.settings import Settings
 from scaler.trigger import parse_trigger
 from tests.kustomize_render import Resource, pod_spec, render
+from tests.prometheus_server import binaries
 from tests.scraping_prometheus import scraping_prometheus, wait_for_series
 from tests.servers import FakeClock, ref, running_app
 from tests.test_deploy_manifests import KUSTOMIZE, find, validate
@@ -717,3 +719,19 @@ def test_the_locustfile_refuses_a_bad_trace_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         f"locustfile: --trace {trace}: line 3: timestamp 'yesterday' is neither unix seconds nor ISO 8601"
     )
+
+
+@pytest.mark.prometheus
+def test_the_local_prometheus_config_is_valid_and_scrapes_the_default_ports() -> None:
+    config = LOADTEST / "prometheus.yml"
+    done = subprocess.run(
+        [binaries()[1], "check", "config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert jobs["mock-vllm"]["static_configs"][0]["targets"] == [f"127.0.0.1:{mock_vllm.DEFAULT_PORT}"]
+    assert jobs["prescaler"]["static_configs"][0]["targets"] == [f"127.0.0.1:{Settings().metrics_port}"]
