@@ -84,6 +84,8 @@ def configure_logging(log_format: str, level: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # httpx logs every request at INFO: a line per Prometheus poll, or beside `call`'s answer.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def example_metadata(replay_dir: Path) -> str | None:
