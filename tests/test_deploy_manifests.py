@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import tomllib
@@ -20,7 +21,7 @@ import yaml
 from scaler.cgroup import Limits, forecast_workers
 from scaler.settings import ENV_PREFIX, Settings, load_credentials
 from scaler.trigger import parse_trigger
-from tests.kustomize_render import Resource, identity, pod_spec, render
+from tests.kustomize_render import KustomizeError, Resource, apply_operation, identity, pod_spec, render
 
 ROOT = Path(__file__).resolve().parent.parent
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
@@ -272,3 +273,38 @@ def test_examples_validate_and_carry_tls_material_only_in_a_triggerauthenticatio
             assert not set(KEDA_TLS_KEYS) & set(metadata), "KEDA reads TLS material from authParams only"
             parse_trigger(metadata)  # prescaler accepts every key and value
             assert trigger.get("metricType", "AverageValue") == "AverageValue"
+
+
+def test_readme_install_section_names_the_image_lock_overlays_and_guide() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    assert container(rendered("base"))["image"] in section
+    assert "requirements/lock.txt" in section and "requirements/lock-dev.txt" in section
+    for overlay in OVERLAYS:
+        assert f"deploy/kubernetes/overlays/{overlay}" in section, overlay
+    assert "docs/end-to-end.md" in section
+    mentioned = set(re.findall(r"`((?:deploy|requirements|docs)/[^`\s]+)`", section))
+    mentioned |= set(re.findall(r"\]\(((?:docs|deploy)/[^)#]+)\)", section))
+    missing = sorted(path for path in mentioned if not (ROOT / path).exists())
+    assert not missing, f"the README names paths that do not exist: {missing}"
+
+
+def test_the_renderer_refuses_features_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamespace: other\n")
+    with pytest.raises(KustomizeError, match=r"\['namespace'\] are not supported"):
+        render(tmp_path)
+
+
+def test_the_renderer_applies_json_patches_as_kustomize_does() -> None:
+    document: Resource = {"spec": {"list": [1, 2], "map": {"a": 1}}}
+    for operation in (
+        {"op": "add", "path": "/spec/list/-", "value": 3},
+        {"op": "add", "path": "/spec/list/0", "value": 0},
+        {"op": "replace", "path": "/spec/map/a", "value": 2},
+        {"op": "add", "path": "/spec/map/b~1c", "value": 4},
+        {"op": "remove", "path": "/spec/list/1"},
+    ):
+        apply_operation(document, operation)
+    assert document == {"spec": {"list": [0, 2, 3], "map": {"a": 2, "b/c": 4}}}
+    with pytest.raises(KustomizeError, match="no such member"):
+        apply_operation(document, {"op": "replace", "path": "/spec/missing", "value": 1})
