@@ -5,8 +5,8 @@ duration, while in a separate process GetMetrics latency is unaffected. Workers 
 `spawn` (forking a process that runs gRPC is unsafe) at a lower CPU priority, so that on a node short
 of cores the answers to KEDA come before the fits. Workers die with the server: `close()` kills
 them (a running fit is abandoned rather than waited for), and on Linux each asks the kernel to kill
-it when its parent dies, so a SIGKILLed server leaves no worker (nor, with them gone, the
-multiprocessing resource tracker) behind. A semaphore of the pool's size queues refits,
+it when its parent dies (`scaler.worker_process`), so a SIGKILLed server leaves no worker (nor,
+with them gone, the multiprocessing resource tracker) behind. A semaphore of the pool's size queues refits,
 so many targets due at once are fitted a few at a time instead of piling onto the executor.
 """
 
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
-import signal
-import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import NamedTuple
 
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import Series
+from scaler.worker_process import start_worker
 
 
 class FitOutcome(NamedTuple):
@@ -35,30 +32,6 @@ class FitOutcome(NamedTuple):
     model: str
     reason: str
     seconds: float
-
-
-WORKER_NICENESS = 10
-"""Workers run at a lower CPU priority: on a busy node the scheduler serves the RPCs first."""
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _start_worker(parent_pid: int) -> None:
-    # Runs once in each worker; a container that forbids a lower priority keeps the default one.
-    _die_with(parent_pid)
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICENESS)
 
 
 def fit_job(forecaster: Forecaster, series: Series, budget_s: float) -> FitOutcome:
@@ -84,7 +57,7 @@ class ForecastPool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
+                initializer=start_worker,
                 initargs=(os.getpid(),),
             )
         if self._slots is None:

@@ -107,7 +107,8 @@ class Registry:
             try:
                 parsed = parse_trigger(metadata, max_history_s=self._settings.max_history_s)
             except ConfigError as exc:
-                parsed = exc
+                # A fresh error: the raised one's traceback holds the frames, and so the metadata.
+                parsed = ConfigError(list(exc.problems))
             self._parsed[digest] = parsed
             if len(self._parsed) > PARSE_CACHE_SIZE:
                 self._parsed.popitem(last=False)

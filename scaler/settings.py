@@ -216,7 +216,8 @@ def load_credentials(path: Path) -> tuple[PrometheusCredentials, ...]:
 
 def _convert(name: str, kind: object, text: str) -> object:
     if name.endswith("_s"):
-        return parse_duration_s(text)
+        # `0` turns a wait off (e.g. --drain 0); any other duration must be positive.
+        return 0.0 if text.strip() == "0" else parse_duration_s(text)
     if kind == "int":
         return int(text)
     if "Path" in str(kind):

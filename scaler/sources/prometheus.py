@@ -158,7 +158,8 @@ class PrometheusSource:
         stamp_s, value = result.points[0]
         age_s = at_s - stamp_s
         if abs(age_s) > self._limits.max_age_s:
-            when = f"{format_duration(age_s)} old" if age_s > 0 else f"{format_duration(-age_s)} ahead"
+            shown_s = float(max(1, round(abs(age_s))))
+            when = f"{format_duration(shown_s)} {'old' if age_s > 0 else 'ahead'}"
             raise StaleSample(
                 f"{self._where}: the sample's timestamp is {when}, past the max age of "
                 f"{format_duration(self._limits.max_age_s)}; is the server's clock right?"

@@ -1,0 +1,307 @@
+"""5,000 Prometheus-backed targets: memory per target, connections to Prometheus, time to create,
+GetMetrics latency at KEDA's pace and saturated.
+
+Three processes: `prescaler serve` (the server under test, its RSS read from /proc), a fake
+Prometheus (`tests/hostile_prometheus.py`, behaviour `ok`: a valid one-series answer stamped at the
+query's time), and this one, the load generator. Every target is a reactive trigger on that
+Prometheus with its own query, so each one polls it every `step` (15 s) in the background.
+
+1. Baseline: one target, GetMetrics at the pace the N targets will get, p99 measured.
+2. Create: GetMetricSpec for each of N targets, then GetMetrics until every one answers OK.
+3. KEDA's pace: each target gets GetMetrics every 15 s and IsActive every 30 s (the HPA's and
+   KEDA's polling), phases spread at random, for `--duration-s`; client-side connections to the fake
+   Prometheus sampled every second.
+4. Saturated: `--concurrency` GetMetrics in flight, round-robin over the targets.
+
+    .venv/bin/python benchmarks/scale.py [--targets 5000] [--duration-s 60] [--out results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import grpc
+import numpy as np
+from _provenance import commit, emit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scaler._generated import externalscaler_pb2 as pb  # noqa: E402
+from scaler._generated import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
+from tests.hostile_prometheus import HostileProcess, established_to  # noqa: E402
+
+P99_LIMIT_MS = 10.0
+RSS_LIMIT_KB = 150.0
+MAX_CONNECTIONS = 8  # the server's --prometheus-max-connections, checked below
+GET_METRICS_EVERY_S = 15.0
+IS_ACTIVE_EVERY_S = 30.0
+
+
+class Options(NamedTuple):
+    targets: int
+    duration_s: float
+    saturate_s: float
+    concurrency: int
+
+
+def rss_kb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def ref(address: str, n: int) -> pb.ScaledObjectRef:
+    meta = {
+        "scalerAddress": "prescaler.keda:9090",
+        "serverAddress": address,
+        "query": f'sum(vllm:num_requests_running{{model="m{n:05d}"}})',
+        "threshold": "8",
+    }
+    return pb.ScaledObjectRef(name=f"so-{n:05d}", namespace=f"ns-{n % 50:02d}", scalerMetadata=meta)
+
+
+def start_server() -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scaler",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--forecast-workers",
+            "1",
+            "--drain",
+            "0",
+            "--prometheus-max-connections",
+            str(MAX_CONNECTIONS),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    text = ""
+    for line in process.stdout:
+        text += line
+        if line.startswith("Stop with"):
+            break
+    found = re.search(r"gRPC\s+127\.0\.0\.1:(\d+)", text)
+    if found is None:
+        process.kill()
+        raise RuntimeError(f"prescaler serve did not start:\n{text}")
+    return process, int(found.group(1))
+
+
+def p99_ms(latencies: list[float]) -> float:
+    return float(np.percentile(np.asarray(latencies) * 1000, 99)) if latencies else float("nan")
+
+
+async def paced(
+    stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjectRef], duration_s: float, port: int
+) -> tuple[list[float], int, int, int]:
+    """KEDA's pace over `refs`; returns GetMetrics latencies, errors, calls and the most connections held."""
+    latencies: list[float] = []
+    errors = 0
+    calls = 0
+    end = time.perf_counter() + duration_s
+    rng = random.Random(1)
+
+    async def one(target: pb.ScaledObjectRef) -> None:
+        nonlocal errors, calls
+        await asyncio.sleep(rng.uniform(0, GET_METRICS_EVERY_S))
+        tick = 0
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            try:
+                await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=target), timeout=3.0)
+                latencies.append(time.perf_counter() - started)
+            except grpc.aio.AioRpcError:
+                errors += 1
+            calls += 1
+            if tick % 2 == 0:
+                try:
+                    await stub.IsActive(target, timeout=3.0)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                calls += 1
+            tick += 1
+            await asyncio.sleep(max(0.0, GET_METRICS_EVERY_S - (time.perf_counter() - started)))
+
+    held = 0
+
+    async def watch() -> None:
+        nonlocal held
+        while time.perf_counter() < end:
+            held = max(held, established_to(port))
+            await asyncio.sleep(1.0)
+
+    await asyncio.gather(watch(), *(one(target) for target in refs))
+    return latencies, errors, calls, held
+
+
+async def saturated(
+    stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjectRef], seconds: float, concurrency: int
+) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    counter = iter(range(10**12))
+
+    async def worker() -> None:
+        while time.perf_counter() < end:
+            target = refs[next(counter) % len(refs)]
+            started = time.perf_counter()
+            await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=target), timeout=3.0)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+async def create(stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjectRef]) -> float:
+    """GetMetricSpec for every target, then GetMetrics until each answers OK; seconds taken."""
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(16)
+
+    async def one(target: pb.ScaledObjectRef) -> None:
+        async with gate:
+            await stub.GetMetricSpec(target, timeout=10.0)
+            while True:
+                try:
+                    await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=target), timeout=3.0)
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    await asyncio.sleep(0.2)
+
+    tasks = [asyncio.create_task(one(target)) for target in refs]
+    for done, task in enumerate(asyncio.as_completed(tasks), start=1):
+        await task
+        if done % 1000 == 0 or done == len(refs):
+            print(f"  created {done}/{len(refs)} targets ({time.perf_counter() - started:.1f} s)", flush=True)
+    return time.perf_counter() - started
+
+
+async def run(options: Options) -> list[str]:
+    with HostileProcess() as prometheus:
+        server, port = start_server()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.ExternalScalerStub(channel)
+                address = prometheus.address("ok")
+                one = [ref(address, 99_999)]
+                await create(stub, one)
+                rate = options.targets * (1 / GET_METRICS_EVERY_S + 1 / IS_ACTIVE_EVERY_S)
+                print(
+                    f"baseline: 1 target at {rate:.0f} calls/s for {options.duration_s / 3:.0f} s", flush=True
+                )
+                base, _ = await saturated_at(stub, one, options.duration_s / 3, rate)
+                before = rss_kb(server.pid)
+                print(f"creating {options.targets} targets", flush=True)
+                refs = [ref(address, n) for n in range(options.targets)]
+                create_s = await create(stub, refs)
+                await asyncio.sleep(2.0)
+                after = rss_kb(server.pid)
+                print(f"KEDA's pace for {options.duration_s:.0f} s", flush=True)
+                latencies, errors, calls, held = await paced(stub, refs, options.duration_s, prometheus.port)
+                rss_paced = rss_kb(server.pid)
+                print(
+                    f"saturated, {options.concurrency} in flight, for {options.saturate_s:.0f} s", flush=True
+                )
+                hot, rps = await saturated(stub, refs, options.saturate_s, options.concurrency)
+        finally:
+            server.terminate()
+            server.wait(30)
+    per_target = (rss_paced - before) / options.targets
+    p99 = p99_ms(latencies)
+    lines = [
+        "| measure | value |",
+        "|---|---|",
+        f"| targets (reactive, Prometheus-backed, one query each, step 15 s) | {options.targets:,} |",
+        f"| time to create (GetMetricSpec, then GetMetrics until OK) | {create_s:.1f} s |",
+        f"| server RSS before targets / after creating / after KEDA's pace | {before / 1024:.0f} / {after / 1024:.0f} / {rss_paced / 1024:.0f} MiB |",
+        f"| memory per target | {per_target:.1f} KB |",
+        f"| connections to Prometheus held at once (most seen, client side) | {held} (limit {MAX_CONNECTIONS}) |",
+        f"| requests Prometheus received | {prometheus.final.get('requests', {})} |",
+        f"| KEDA's pace: calls, errors | {calls:,}, {errors} |",
+        f"| GetMetrics p50 / p99 at KEDA's pace, {options.targets:,} targets | {np.percentile(np.asarray(latencies) * 1000, 50):.2f} / {p99:.2f} ms |",
+        f"| GetMetrics p99, 1 target at the same call rate (same run) | {p99_ms(base):.2f} ms |",
+        f"| ratio of the two p99s | {p99 / p99_ms(base):.2f}x |",
+        f"| saturated: GetMetrics/s, p99 ({options.concurrency} in flight) | {rps:,.0f}/s, {p99_ms(hot):.2f} ms |",
+        "",
+        "Acceptance (issue: 5,000 Prometheus-backed reactive targets at KEDA's pace):",
+        f"- GetMetrics p99 below {P99_LIMIT_MS:g} ms: {'holds' if p99 < P99_LIMIT_MS else 'FAILS'} ({p99:.2f} ms)",
+        f"- memory below {RSS_LIMIT_KB:g} KB per target: {'holds' if per_target < RSS_LIMIT_KB else 'FAILS'} ({per_target:.1f} KB)",
+        f"- connections to one Prometheus at most the per-origin limit: {'holds' if held <= MAX_CONNECTIONS else 'FAILS'} ({held} <= {MAX_CONNECTIONS})",
+    ]
+    return lines
+
+
+async def saturated_at(
+    stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjectRef], seconds: float, rate: float
+) -> tuple[list[float], float]:
+    """GetMetrics at a fixed `rate` per second (open loop), for the baseline."""
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    interval = 1.0 / rate
+    pending: set[asyncio.Task[None]] = set()
+
+    async def call() -> None:
+        started = time.perf_counter()
+        await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=refs[0]), timeout=3.0)
+        latencies.append(time.perf_counter() - started)
+
+    next_at = time.perf_counter()
+    while next_at < end:
+        task = asyncio.create_task(call())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    await asyncio.gather(*pending)
+    return latencies, rate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, default=5000)
+    parser.add_argument("--duration-s", type=float, default=60.0)
+    parser.add_argument("--saturate-s", type=float, default=15.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown section here")
+    args = parser.parse_args(argv)
+    options = Options(args.targets, args.duration_s, args.saturate_s, args.concurrency)
+    lines = asyncio.run(run(options))
+    about = (
+        f"Commit {commit()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()}, "
+        f"{os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end."
+    )
+    emit("\n".join([about, "", *lines]), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
