@@ -56,6 +56,11 @@ COMMANDS: tuple[Command, ...] = (
         "replay a load trace through the what-if simulator: predictive vs reactive vs oracle",
     ),
     Command(
+        "plan",
+        "scaler.plan_cli:add_parser",
+        "capacity planning: GPUs per hour, a procurement mix and dollars from a service's history",
+    ),
+    Command(
         "mock-vllm",
         "scaler.loadtest.mock_vllm:add_parser",
         "serve a mock vLLM (OpenAI API, vLLM's metric names) to load-test against",

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from scaler import plan_cli
+from scaler.cli import main
 from scaler.plan.profile import load_prices
 from scaler.traces import load_trace
 
@@ -36,11 +37,8 @@ HOUR_KEYS = {
 
 
 def plan(argv: Sequence[str]) -> int:
-    """`prescaler plan ARGV` through the CLI's own parser."""
-    parser = argparse.ArgumentParser(prog="prescaler")
-    plan_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["plan", *argv])
-    return int(args.func(args, {}))
+    """`prescaler plan ARGV`."""
+    return main(["plan", *argv], environ={})
 
 
 def write_history(path: Path) -> Path:

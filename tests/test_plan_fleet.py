@@ -3,7 +3,6 @@ the services file and `--services` / `--dask` end to end."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from forecasting import Series
-from scaler import plan_cli
+from scaler.cli import main
 from scaler.plan.core import PlanOptions, to_json
 from scaler.plan.fleet import Job, load_services, plan_fleet
 from scaler.plan.forecast import hourly
@@ -76,10 +75,8 @@ def test_two_hundred_services_on_a_local_cluster_equal_the_single_process_plans(
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="prescaler")
-    plan_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["plan", *argv])
-    return int(args.func(args, {}))
+    """`prescaler plan ARGV`."""
+    return main(["plan", *argv], environ={})
 
 
 def write_services(folder: Path) -> Path:

@@ -30,8 +30,10 @@ class PlanOptions:
 
     horizon_h: int = DEFAULT_HORIZON_H
     """Hours planned after the history's end."""
-    quantile: float = 0.9
-    """Upper quantile of the hourly demand forecast the replicas are sized on."""
+    quantile: float = 0.95
+    """Upper quantile of the hourly demand forecast the replicas are sized on. Higher than the
+    scaler's 0.9: an hour whose demand outgrows its replicas queues for the whole hour, so for a p99
+    SLO over weeks few hours may fall short (benchmarks/README.md, "Capacity planning")."""
     growth_per_month: float | None = None
     """Demand growth per month (0.05 is 5 %); None: the history's trend."""
     members: tuple[str, ...] = MEMBERS
