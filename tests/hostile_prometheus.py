@@ -33,7 +33,7 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: dict[str, int] = field(default_factory=dict)
-    """Requests per behaviour."""
+    """Requests per behaviour (range queries as `<behaviour> range`)."""
 
 
 def established_to(port: int) -> int:
@@ -133,7 +133,8 @@ class HostilePrometheus:
     async def _answer(self, target: str, writer: asyncio.StreamWriter) -> None:
         parts = urlsplit(target)
         behaviour = parts.path.strip("/").split("/")[0]
-        self.stats.requests[behaviour] = self.stats.requests.get(behaviour, 0) + 1
+        counted = behaviour + (" range" if parts.path.endswith("/query_range") else "")
+        self.stats.requests[counted] = self.stats.requests.get(counted, 0) + 1
         params = {k: v[0] for k, v in parse_qs(parts.query).items()}
         at_s = float(params.get("time", time.time()))
         if behaviour in ("ok", "slow"):
