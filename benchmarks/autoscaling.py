@@ -65,7 +65,7 @@ POLICIES = (
 )
 SWEEP_POINTS = 8
 QUANTILES = (0.5, 0.8, 0.9, 0.97)
-THRESHOLD_SHARES = (0.75, 1.25)
+THRESHOLD_SHARES = (0.75, 1.25, 1.6)
 
 
 class Job(NamedTuple):
@@ -95,15 +95,22 @@ def protocol(path: Path = WINDOWS) -> dict[str, Any]:
 
 
 def jobs(windows: dict[str, Any]) -> list[Job]:
-    """Every job of the protocol, in priority order."""
+    """Every job of the protocol, in priority order: the first seed at every start-up (180 s first,
+    then the longest), test windows then dev windows; then the other seeds, round by round."""
     settings = windows["protocol"]
     startups = sorted(settings["startups_s"], key=lambda s: (s != FIRST_STARTUP_S, -s))
+    test_seeds, dev_seeds = list(settings["test_seeds"]), list(settings["dev_seeds"])
     found: list[Job] = []
-    for startup in startups:
-        for split, seeds in (("test", settings["test_seeds"]), ("dev", settings["dev_seeds"])):
-            for seed in seeds:
+    for round_ in range(max(len(test_seeds), len(dev_seeds))):
+        for startup in startups:
+            for split, seeds in (("test", test_seeds), ("dev", dev_seeds)):
+                if round_ >= len(seeds):
+                    continue
                 for name, spec in windows["traces"].items():
-                    found += [Job(name, split, float(day), int(seed), float(startup)) for day in spec[split]]
+                    found += [
+                        Job(name, split, float(day), int(seeds[round_]), float(startup))
+                        for day in spec[split]
+                    ]
     return found
 
 

@@ -29,9 +29,11 @@ from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRule
 from scaler.sim.autoscaler import SCALE_DOWN
 from scaler.sim.compare import (
     POLICIES,
+    QUANTILES,
     SWEEP_FROM,
     SWEEP_POINTS,
     SWEEP_TO,
+    THRESHOLD_SHARES,
     Setup,
     compare,
     demand_at_step,
@@ -100,6 +102,16 @@ def _outage(text: str) -> tuple[float, float]:
             f"`{text}`: expected START+DURATION from the window's start, e.g. 6h+30m"
         )
     return begin, begin + duration
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        values = ()
+    if not values or not all(0 < q < 1 for q in values):
+        raise argparse.ArgumentTypeError(f"`{text}`: expected comma-separated quantiles in (0, 1)")
+    return values
 
 
 def _count(text: str) -> int:
@@ -336,6 +348,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="sweep every policy's knob: frontiers and GPU-hours at equal SLO (default off: one run each)",
     )
     policy.add_argument(
+        "--sweep-quantiles",
+        type=_quantiles,
+        default=QUANTILES,
+        metavar="Q,Q,...",
+        help=f"predictive's quantiles swept (default {','.join(f'{q:g}' for q in QUANTILES)}; its "
+        f"threshold is swept too, at {','.join(f'{s:g}' for s in THRESHOLD_SHARES)} x its default)",
+    )
+    policy.add_argument(
         "--sweep-points",
         type=_count,
         default=SWEEP_POINTS,
@@ -406,6 +426,7 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
         settings,
         sweep=args.sweep,
         sweep_points=args.sweep_points,
+        quantiles=args.sweep_quantiles,
         seed=args.seed,
         tick_s=args.tick,
         pipeline=pipeline,

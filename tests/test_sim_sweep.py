@@ -1,44 +1,57 @@
-"""Reactive's target sweep and its reading at equal GPU-hours (scaler.sim.sweep)."""
+"""A policy's frontier over its knob and its GPU-hours at an SLO budget (scaler.sim.sweep)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from scaler.sim import ClusterConfig, ScalingConfig, SweepPoint, at_equal_gpu_hours, sweep_reactive
-from scaler.traces import Trace
+from scaler.sim import SweepPoint, frontier, gpu_hours_at_budget
+from scaler.sim.sweep import budget_minutes_per_day
 
-SWEEP = [SweepPoint(8.0, 2.0, 50), SweepPoint(2.0, 10.0, 0), SweepPoint(4.0, 5.0, 10)]
+# (value, GPU-hours, SLO minutes) over one simulated day; the 12 h point is dominated by the 10 h one.
+SWEEP = [
+    SweepPoint("target", 8.0, 2.0, 50),
+    SweepPoint("target", 2.0, 10.0, 0),
+    SweepPoint("target", 4.0, 5.0, 10),
+    SweepPoint("target", 3.0, 12.0, 0),
+]
 
 
-def test_reads_the_sweep_between_its_neighbours_by_gpu_hours() -> None:
-    reading = at_equal_gpu_hours(SWEEP, 3.5)
-    # Between (2.0 h, 50 min, target 8) and (5.0 h, 10 min, target 4), halfway.
-    assert reading.slo_violation_minutes == pytest.approx(30.0)
-    assert reading.target == pytest.approx(6.0)
-    assert reading.inside
+def test_the_frontier_is_sorted_by_gpu_hours_and_drops_dominated_points() -> None:
+    assert [(p.gpu_hours, p.slo_violation_minutes) for p in frontier(SWEEP)] == [
+        (2.0, 50),
+        (5.0, 10),
+        (10.0, 0),
+    ]
+
+
+def test_budgets_are_shares_of_a_days_minutes() -> None:
+    assert budget_minutes_per_day(0.001) == pytest.approx(1.44)
+    assert budget_minutes_per_day(0.01) == pytest.approx(14.4)
+
+
+def test_gpu_hours_at_a_budget_interpolate_between_the_frontier_points_around_it() -> None:
+    # 30 minutes is halfway from (2 h, 50) to (5 h, 10): 3.5 h; 5 minutes halfway from (5, 10) to (10, 0).
+    assert gpu_hours_at_budget(SWEEP, 30.0, days=1.0) == pytest.approx(3.5)
+    assert gpu_hours_at_budget(SWEEP, 5.0, days=1.0) == pytest.approx(7.5)
+    # Over two days the same minutes are half the rate: 15 per day is where 30 was.
+    assert gpu_hours_at_budget(SWEEP, 15.0, days=2.0) == pytest.approx(3.5)
 
 
 @pytest.mark.parametrize(
-    ("gpu_hours", "minutes"),
-    [pytest.param(1.0, 50.0, id="cheaper than the sweep"), pytest.param(99.0, 0.0, id="dearer")],
+    "budget",
+    [
+        pytest.param(60.0, id="met already at the cheapest point"),
+        pytest.param(-0.0, id="exactly 0: met at 10 h"),
+    ],
 )
-def test_outside_the_sweep_the_nearest_end_is_flagged(gpu_hours: float, minutes: float) -> None:
-    reading = at_equal_gpu_hours(SWEEP, gpu_hours)
-    assert reading.slo_violation_minutes == minutes and not reading.inside
+def test_a_budget_the_sweep_does_not_bracket_has_no_reading(budget: float) -> None:
+    expected = None if budget > 0 else 10.0
+    assert gpu_hours_at_budget(SWEEP, budget, days=1.0) == expected
 
 
-def test_an_empty_sweep_is_refused() -> None:
-    with pytest.raises(ValueError, match="empty"):
-        at_equal_gpu_hours([], 1.0)
-
-
-def test_a_lower_target_buys_fewer_violations_with_more_gpu_hours() -> None:
-    rates = np.concatenate([np.full(12, 10.0), np.full(12, 40.0), np.full(12, 15.0)])  # 5-min steps
-    trace = Trace("steps", 300.0 * np.arange(rates.size, dtype=np.float64), rates, 300.0)
-    cluster = ClusterConfig(concurrency=10, service_time_s=1.0, startup_delay_s=60.0, slo_s=3.0)
-    sweep = sweep_reactive(trace, [2.0, 10.0], cluster, ScalingConfig(), seed=2)
-    assert [point.target for point in sweep] == [2.0, 10.0]
-    eager, lazy = sweep
-    assert eager.gpu_hours > lazy.gpu_hours
-    assert eager.slo_violation_minutes < lazy.slo_violation_minutes
+def test_a_budget_never_met_or_a_single_point_has_no_reading() -> None:
+    short = [SweepPoint("target", 8.0, 2.0, 50), SweepPoint("target", 4.0, 5.0, 10)]
+    assert gpu_hours_at_budget(short, 1.0, days=1.0) is None
+    assert gpu_hours_at_budget(short[:1], 100.0, days=1.0) is None
+    with pytest.raises(ValueError, match="days"):
+        gpu_hours_at_budget(short, 1.0, days=0.0)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import scaler
-from scaler.sim.compare import demand_at_step, split
+from scaler.sim.compare import POLICIES, Setup, demand_at_step, split
 from scaler.sim.interface import Scenario
 from scaler.simulate_cli import add_parser, setup_from_args
 from scaler.traces import Trace, load_trace
@@ -41,32 +41,114 @@ def test_writes_the_documented_json_a_png_and_the_table(
     out, png = tmp_path / "results" / "out.json", tmp_path / "figures" / "out.png"  # folders created
     code = simulate(
         [
-            *("--trace", str(TAXI), "--history", "3d", "--days", "0.5", "--refit-interval", "2h"),
-            *(
-                "--policies",
-                "reactive,fixed_buffer,predictive,holt_winters,oracle",
-                "--sweep-targets",
-                "4,6,8,10",
-            ),
-            *("--json", str(out), "--plot", str(png)),
+            *("--trace", str(TAXI), "--history", "3d", "--days", "0.25", "--refit-interval", "4h"),
+            *("--policies", "reactive,no_forecast,predictive,oracle", "--sweep", "--sweep-points", "4"),
+            *("--sweep-quantiles", "0.5,0.99", "--json", str(out), "--plot", str(png)),
         ]
     )
     assert code == 0
     result = json.loads(out.read_text())
-    assert set(result["policies"]) == {"reactive", "fixed_buffer", "predictive", "holt_winters", "oracle"}
-    for outcome in result["policies"].values():
-        assert set(outcome) >= POLICY_KEYS
-    assert [p["target"] for p in result["reactive_sweep"]] == [4, 6, 8, 10]
-    assert {"target", "gpu_hours", "slo_violation_minutes"} == set(result["reactive_sweep"][0])
-    assert result["reactive_at_equal_gpu_hours"]["slo_violation_minutes"] >= 0
-    assert result["settings"]["predictive"]["replicas_known"] is True
-    assert result["trace"]["days"] == pytest.approx(0.5)
+    assert set(result["policies"]) == {"reactive", "no_forecast", "predictive", "oracle", "clairvoyant"}
+    for name, outcome in result["policies"].items():
+        assert set(outcome) >= POLICY_KEYS, name
+        frontier = outcome["frontier"]
+        assert frontier, name
+        assert set(frontier[0]) == {"knob", "value", "gpu_hours", "slo_violation_minutes"}
+        hours = [p["gpu_hours"] for p in frontier]
+        minutes = [p["slo_violation_minutes"] for p in frontier]
+        assert hours == sorted(hours) and minutes == sorted(minutes, reverse=True), name
+    assert {p["knob"] for p in result["policies"]["predictive"]["sweep"]} == {"quantile", "threshold"}
+    assert [row["budget_minutes_per_day"] for row in result["equal_slo"]] == pytest.approx([1.44, 14.4])
+    for row in result["equal_slo"]:
+        assert set(row["gpu_hours"]) == {"reactive", "no_forecast", "predictive"}
+        assert all(v is None or v > 0 for v in row["gpu_hours"].values())
+    floor = result["oracle_floor"]
+    assert floor["clairvoyant"] <= floor["lookahead"] == result["policies"]["oracle"]["gpu_hours"]
+    settings = result["settings"]
+    assert settings["cluster"]["client_timeout_s"] == 30.0 and settings["cluster"]["startup_p95_s"] == 270.0
+    assert settings["pipeline"] == {
+        "scrape_interval_s": 15.0,
+        "rate_window_s": 60.0,
+        "replicas_lag_scrapes": 1,
+    }
+    assert (
+        settings["scaling"]["behavior"] is False and settings["scaling"]["downscale_stabilization_s"] == 300.0
+    )
+    assert settings["scaling"]["fallback_replicas"] is None and settings["sweep"] is True
+    assert settings["predictive"]["measure_service_time"] is True
+    assert result["trace"]["days"] == pytest.approx(0.25)
     assert result["trace"]["history_days"] == pytest.approx(3.0)
-    assert result["policies"]["predictive"]["forecasting"]["fits"]["ensemble"] >= 1
     assert png.read_bytes().startswith(PNG)
     stdout, stderr = capsys.readouterr()
-    assert "predictive" in stdout and "reactive at predictive's" in stdout and str(png) in stdout
-    assert "[1/9] reactive" in stderr and "reactive sweep, target 10" in stderr
+    assert "predictive" in stdout and "oracle floor" in stdout and str(png) in stdout
+    assert "clairvoyant:" in stderr
+
+
+def test_policies_accepts_every_baseline_and_refuses_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="prescaler")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    every = ",".join(POLICIES)
+    args = parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "o.json", "--policies", every])
+    assert args.policies == POLICIES and args.sweep is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "o.json", "--policies", "prophet"])
+    assert "expected a comma-separated list of reactive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "check"),
+    [
+        pytest.param(
+            ["--startup", "2m", "--startup-p95", "4m"], lambda s: s.cluster.startup_p95 == 240.0, id="p95"
+        ),
+        pytest.param(["--client-timeout", "10s"], lambda s: s.cluster.client_timeout_s == 10.0, id="timeout"),
+        pytest.param(
+            ["--scale-down-window", "60s"],
+            lambda s: s.scaling.behavior and s.scaling.down_window_s == 60.0,
+            id="behavior",
+        ),
+        pytest.param(
+            ["--fallback-replicas", "5", "--scaler-outage", "1h+30m"],
+            lambda s: s.scaling.fallback_replicas == 5 and s.outages == ((3600.0, 5400.0),),
+            id="fallback",
+        ),
+        pytest.param(
+            ["--gpus-per-node", "8", "--node-startup", "4m"],
+            lambda s: s.cluster.gpus_per_node == 8 and s.cluster.node_startup_s == 240.0,
+            id="nodes",
+        ),
+        pytest.param(
+            ["--scrape-interval", "30s", "--rate-window", "2m"],
+            lambda s: (s.pipeline.scrape_interval_s, s.pipeline.rate_window_s) == (30.0, 120.0),
+            id="pipeline",
+        ),
+    ],
+)
+def test_every_mechanic_is_a_flag(flags: list[str], check: Callable[[Setup], bool]) -> None:
+    parser = argparse.ArgumentParser(prog="prescaler")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "o.json", *flags])
+    assert check(setup_from_args(args))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(["--scaler-outage", "1h"], "expected START+DURATION", id="outage"),
+        pytest.param(["--sweep-quantiles", "0.5,1.5"], "quantiles in (0, 1)", id="quantiles"),
+        pytest.param(["--sweep-points", "0"], "whole number >= 1", id="points"),
+    ],
+)
+def test_bad_flags_name_the_value_and_the_expectation(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="prescaler")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--trace", str(TAXI), "--json", "o.json", *flags])
+    assert message in capsys.readouterr().err
 
 
 def write_formats(folder: Path) -> dict[str, Path]:
@@ -106,7 +188,7 @@ def test_every_trace_format_runs(kind: str, tmp_path: Path) -> None:
     )
     assert code == 0
     result = json.loads(out.read_text())
-    assert result["reactive_at_equal_gpu_hours"] is None  # no predictive run
+    assert result["equal_slo"][0]["gpu_hours"] == {"reactive": None}  # no sweep: no reading
     assert result["policies"]["oracle"]["gpu_hours"] > 0
 
 
@@ -152,7 +234,7 @@ def test_replays_a_prometheus_range_query(prometheus_url: LoadedPrometheus, tmp_
     code = simulate(
         [
             *("--prometheus", prometheus_url.url, "--query", prometheus_url.selector, "--since", "4d"),
-            *("--history", "3d", "--days", "0.25", "--refit-interval", "2h", "--sweep-targets", "6,8"),
+            *("--history", "3d", "--days", "0.25", "--refit-interval", "2h"),
             *("--json", str(out)),
         ]
     )

@@ -52,10 +52,10 @@ FLOORS = ("oracle", "clairvoyant")
 """Run in every comparison: the oracle floor."""
 BUDGET_SHARES = (0.001, 0.01)
 # Target-like knobs are swept from SWEEP_FROM to SWEEP_TO x their default, evenly on a log scale.
-SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.4, 1.3, 12
+SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.4, 2.0, 12
 QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.995)
 # predictive's threshold, swept at its default quantile besides the quantiles, as shares of a replica.
-THRESHOLD_SHARES = (0.6, 0.75, 0.9, 1.15, 1.3)
+THRESHOLD_SHARES = (0.6, 0.8, 1.25, 1.6, 2.0)
 SCALE_DOWN_60S = ScalingRules(60.0, SCALE_DOWN.policies)
 """The explicit `behavior` reactive_60s runs with: a 60 s scale-down window, otherwise the defaults."""
 CRANE_MARGIN = 0.05
@@ -84,6 +84,8 @@ class Setup:
     """fixed_buffer's headroom."""
     seed: int = 1
     tick_s: float = 5.0
+    poisson: bool = True
+    """Poisson arrivals around the trace's rate; False: exactly the rate (a fluid demand)."""
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     outages: tuple[tuple[float, float], ...] = ()
     """Spans (start, end) in s from the window's start in which the scaler answers UNAVAILABLE."""
@@ -313,6 +315,7 @@ def compare(
         setup.scaling,
         seed=setup.seed,
         tick_s=setup.tick_s,
+        poisson=setup.poisson,
         pipeline=setup.pipeline,
         outages=setup.outages,
     )

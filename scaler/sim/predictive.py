@@ -36,6 +36,7 @@ from scaler.history import History
 from scaler.leadtime import (
     RETRY_S,
     SAMPLES_SPAN_S,
+    LeadBound,
     coarse_step_s,
     forecast_config,
     history_bound,
@@ -124,6 +125,8 @@ class FitCache:
 
     def __init__(self) -> None:
         self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
+        self.bounds: dict[FitKey, LeadBound] = {}
+        """Lead-time bounds by (fit, time, quantile): the same for every run at that quantile."""
         self.paths: dict[FitKey, FloatArray] = {}
         """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
         self.hits = 0
@@ -174,6 +177,7 @@ class Predictive:
             self._rates.extend(at_s, values)
         self._forecaster = Forecaster(forecast_config(config))
         self._fits = fits
+        self._fit_key_now: FitKey | None = None
         self._fitted = False
         self._next_fit_s = -math.inf
         self._last_step: int | None = None
@@ -223,6 +227,7 @@ class Predictive:
             )
             key = self._fit_key(coarse.end_s, coarse.values)
             cache = self._fits
+            self._fit_key_now = key
             if cache is not None and key in cache:
                 self._forecaster._adapt(coarse)
                 cache.get(key, self._forecaster)
@@ -257,7 +262,15 @@ class Predictive:
         (`scaler.leadtime.in_flight_bound`)."""
         if not self._fitted:
             return None
-        lead = history_bound(self._forecaster, self._rates, self.config)
+        cache, fit = self._fits, self._fit_key_now
+        if cache is None or fit is None:
+            lead = history_bound(self._forecaster, self._rates, self.config)
+        else:
+            key = (fit, now_s, self.config.quantile)
+            found = cache.bounds.get(key)
+            if found is None:
+                found = cache.bounds[key] = history_bound(self._forecaster, self._rates, self.config)
+            lead = found
         if lead.upper is None:
             return None
         scale = self._service_time()
