@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scaler import cli
-from scaler.loadtest import mock_vllm
+from scaler.loadtest import httpd, mock_vllm
 from scaler.loadtest.engine import MockConfig, MockVllm
 from tests.mock_vllm_kit import MODEL, ROOT, instant_mock, sample, serving
 from tests.servers import FakeClock
@@ -210,6 +210,29 @@ async def raw_exchange(url: str, payload: bytes) -> bytes:
     answer = await reader.read()  # until the server closes
     writer.close()
     return answer
+
+
+async def test_closing_lets_requests_in_flight_finish_and_answers_new_ones_503() -> None:
+    gates = Gates()
+    mock = MockVllm(MockConfig(slots=1), registry=CollectorRegistry(), sleep=gates)
+    server = httpd.HttpServer(mock.handle)
+    url = f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
+    async with httpx.AsyncClient(base_url=url) as busy, httpx.AsyncClient(base_url=url) as idle:
+        assert (await idle.get("/health")).status_code == 200  # a keep-alive connection, left open
+        in_flight = asyncio.create_task(busy.post("/v1/completions", json={"prompt": "x"}))
+        await settle(lambda: len(gates.waiting) == 1)
+        closing = asyncio.create_task(server.aclose(grace_s=60.0))
+        await asyncio.sleep(0)  # aclose has begun
+        refused = await idle.get("/v1/models")
+        assert refused.status_code == 503
+        assert refused.headers["connection"] == "close"
+        assert refused.json()["error"]["message"] == "the server is shutting down"
+        assert not closing.done()
+        gates.open_first()
+        answer = await in_flight
+        await closing
+    assert answer.status_code == 200
+    assert answer.json()["object"] == "text_completion"
 
 
 async def test_keep_alive_serves_several_requests_on_one_connection() -> None:

@@ -36,6 +36,8 @@ class Response(NamedTuple):
     status: int
     body: bytes = b""
     content_type: str = "application/json"
+    close: bool = False
+    """Close the connection after this response, whatever the client asked."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -49,14 +51,26 @@ class BadRequest(Exception):
         self.status = status
 
 
+SHUTTING_DOWN = Response(
+    HTTPStatus.SERVICE_UNAVAILABLE,
+    json.dumps({"error": {"message": "the server is shutting down", "type": "unavailable"}}).encode(),
+    close=True,
+)
+
+
 class HttpServer:
-    """Listens on host:port and answers every request with `handler`; `aclose` ends open connections too
-    (asyncio's Server leaves keep-alive connections running after `close`)."""
+    """Listens on host:port and answers every request with `handler`. `aclose(grace_s)` stops listening,
+    lets requests being handled finish for up to `grace_s`, answers new ones on open keep-alive connections
+    503, then ends every connection (asyncio's Server leaves them running after `close`)."""
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._handling = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
 
     async def start(self, host: str, port: int) -> int:
         """Start listening (port 0: any free port); returns the port."""
@@ -69,20 +83,39 @@ class HttpServer:
         assert task is not None
         self._connections.add(task)
         try:
-            await serve_connection(reader, writer, self._handler)
+            await serve_connection(reader, writer, self._handle)
         except asyncio.CancelledError:
             return  # aclose ended this connection; nobody waits for the result
         finally:
             self._connections.discard(task)
 
-    async def aclose(self) -> None:
-        if self._server is None:
+    async def _handle(self, request: Request) -> Response:
+        if self._closing:
+            return SHUTTING_DOWN
+        self._handling += 1
+        self._idle.clear()
+        try:
+            return await self._handler(request)
+        finally:
+            self._handling -= 1
+            if not self._handling:
+                self._idle.set()
+
+    async def aclose(self, grace_s: float = 0.0) -> None:
+        """Stop; requests being handled get up to `grace_s` to finish (0: cancelled at once)."""
+        server, self._server = self._server, None
+        if server is None:
             return
-        self._server.close()
+        server.close()
+        self._closing = True
+        if grace_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await self._idle.wait()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        await self._server.wait_closed()
+        await server.wait_closed()
 
     async def __aenter__(self) -> HttpServer:
         return self
@@ -107,6 +140,7 @@ async def serve_connection(
             except (TimeoutError, EOFError):
                 return
             response = await handler(request)
+            keep_alive = keep_alive and not response.close
             await _write(writer, response, keep_alive=keep_alive)
             if not keep_alive:
                 return

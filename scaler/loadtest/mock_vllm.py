@@ -69,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", type=_model, default="mock-llm", help="model name served (default %(default)s)"
     )
+    parser.add_argument(
+        "--grace",
+        type=_duration,
+        default=10.0,
+        metavar="DURATION",
+        help="on SIGTERM or Ctrl-C, time requests in flight get to finish; new ones are answered 503 "
+        "(default 10s)",
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         model=args.model,
     )
     try:
-        asyncio.run(serve(config, args.host, args.port, on_ready=_announce))
+        asyncio.run(serve(config, args.host, args.port, grace_s=args.grace, on_ready=_announce))
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         print(
@@ -98,9 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(
-    config: MockConfig, host: str, port: int, *, on_ready: Callable[[MockConfig, str, int], None]
+    config: MockConfig,
+    host: str,
+    port: int,
+    *,
+    grace_s: float,
+    on_ready: Callable[[MockConfig, str, int], None],
 ) -> None:
-    """Serve until SIGTERM or SIGINT; `on_ready(config, host, port)` once listening."""
+    """Serve until SIGTERM or SIGINT, then drain for up to `grace_s`; `on_ready(config, host, port)`
+    once listening."""
     mock = MockVllm(config, registry=CollectorRegistry())
     async with httpd.HttpServer(mock.handle) as server:
         bound = await server.start(host, port)
@@ -110,6 +124,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
         on_ready(config, host, bound)
         await stop.wait()
+        await server.aclose(grace_s)
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(ValueError):
             loop.remove_signal_handler(signum)
@@ -121,7 +136,7 @@ def _announce(config: MockConfig, host: str, port: int) -> None:
         f"mock vLLM serving `{config.model}` on http://{host}:{port}: {config.slots} slots, "
         f"{config.service_time_s:g}s per request{per_token}\n"
         "  POST /v1/completions /v1/chat/completions; GET /v1/models /metrics /health\n"
-        "Stop with Ctrl-C.",
+        "Stop with Ctrl-C (requests in flight get --grace to finish).",
         flush=True,
     )
 
