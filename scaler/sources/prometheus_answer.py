@@ -22,8 +22,6 @@ MAX_ERROR_CHARS = 160
 """Characters of Prometheus' own `error` text kept in a message."""
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
-_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 class VectorElement(TypedDict):
@@ -82,11 +80,13 @@ def sanitized(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 def nesting_depth(body: bytes) -> int:
     """The deepest nesting of `[`/`{` outside strings: linear, in numpy, whatever the body."""
-    if not body:
-        return 0
+    openers = body.count(b"[") + body.count(b"{")
+    if openers <= MAX_DEPTH:
+        return openers  # an upper bound, and the common case: an instant answer opens 6
     bare = _STRING.sub(b'""', body)
     codes = np.frombuffer(bare, dtype=np.uint8)
-    steps = np.isin(codes, _OPEN).astype(np.int32) - np.isin(codes, _CLOSE).astype(np.int32)
+    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int32)
+    steps -= ((codes == ord("]")) | (codes == ord("}"))).astype(np.int32)
     return int(np.cumsum(steps).max(initial=0))
 
 
