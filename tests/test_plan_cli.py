@@ -15,6 +15,7 @@ from scaler import plan_cli
 from scaler.cli import main
 from scaler.plan.profile import load_prices
 from scaler.traces import load_trace
+from tests.prometheus_server import LoadedPrometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "nyc_taxi_7w.csv"
@@ -188,3 +189,39 @@ def test_growth_flag_parses_rates_per_period() -> None:
     assert plan_cli.parse_growth("-1%/week") < 0
     with pytest.raises(argparse.ArgumentTypeError, match="5%/month"):
         plan_cli.parse_growth("fast")
+
+
+@pytest.mark.prometheus
+def test_plan_reads_its_history_from_a_real_prometheus(
+    prometheus_url: LoadedPrometheus, tmp_path: Path
+) -> None:
+    # The EC2 CPU trace (14 days at 5 min) as if it were an arrival rate: a daily-season plan.
+    out = tmp_path / "plan.json"
+    code = plan(
+        [
+            "--prometheus", prometheus_url.url, "--query", 'prescaler_test_load{trace="ec2_cpu"}', "--since", "14d",
+            "--profile", str(PROFILE), "--prices", str(PRICES), "--horizon", "2d",
+            "--backtest-origins", "0", "--no-sim-check", "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert len(document["hours"]) == 48
+    first = document["hours"][0]["start"]
+    # The plan starts at the first whole hour after the history Prometheus returned.
+    assert first.endswith(":00:00Z")
+    assert max(h["replicas"] for h in document["hours"]) >= 2
+    assert document["cost"]["monthly"] > 0
+
+
+def test_prometheus_that_does_not_answer_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = plan(
+        [
+            "--prometheus", "http://127.0.0.1:1", "--query", "up", "--profile", str(PROFILE), "--prices", str(PRICES),
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert "127.0.0.1:1" in err[-1] and err[-1].startswith("prescaler plan:")

@@ -1,0 +1,220 @@
+"""Capacity planning benchmarks: a fleet's run time in one process and on Dask, and the closing loop.
+
+    python benchmarks/plan_fleet.py fleet [--services 200] [--workers 2] [--out plan_fleet.md]
+    python benchmarks/plan_fleet.py loop  [--windows 4] [--out plan_loop.md]
+
+`fleet`: N services (windows of the shared NYC taxi trace, each scaled differently) planned by
+`scaler.plan.fleet.plan_fleet` in this process and on a `dask.distributed.LocalCluster` of worker
+processes, on the cheapest path (seasonal naive) and the full ensemble; checks the plans are equal.
+
+`loop`: on each shared trace, at several origins a week apart, plans from the history before the
+origin and replays the plan's replicas (and the naive rule's) through the simulator on the days after
+it (`scaler.plan.replay.replay_schedule`); reports how often the SLO is met. The trace is rescaled
+so the history's peak needs 40 replicas' throughput of the example profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._data import SERIES, Spec, load
+from benchmarks._provenance import commit, emit
+from forecasting.base import MEMBERS
+from scaler.plan.core import PlanOptions, plan_trace, to_json
+from scaler.plan.fleet import Job, plan_fleet
+from scaler.plan.forecast import hourly
+from scaler.plan.profile import Profile, load_prices, load_profile
+from scaler.plan.replay import replay_schedule
+from scaler.traces import Trace
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "deploy" / "plan" / "profile.example.yaml"
+PRICES = ROOT / "deploy" / "plan" / "prices.example.yaml"
+DAY_S, WEEK_S = 86_400.0, 7 * 86_400.0
+PEAK_REPLICAS = 40
+SPIKY = {"elb_requests_8c0756", "twitter_goog", "twitter_aapl", "ec2_network_in"}
+KINDS = {"rds_cpu_cc0c53": "level shift x2.4 on day 11", "nasa_http": "diurnal (zero-filled outage)"}
+EXTRA = (
+    Spec("twitter_aapl", ("nab/realTweets/Twitter_volume_AAPL.csv",), 300, "spiky (viral)"),
+    Spec("ec2_network_in", ("nab/realAWSCloudwatch/ec2_network_in_257a54.csv",), 300, "bursts ~1000x"),
+)
+
+
+def as_trace(spec: Spec) -> Trace:
+    series = load(spec)
+    at_s = series.start_s + series.step_s * np.arange(len(series), dtype=np.float64)
+    return Trace(spec.name, at_s, series.values, series.step_s)
+
+
+def window(trace: Trace, start_s: float, end_s: float) -> Trace:
+    keep = (trace.at_s >= start_s) & (trace.at_s < end_s)
+    return trace._replace(at_s=trace.at_s[keep], values=trace.values[keep])
+
+
+def fleet_jobs(count: int) -> list[Job]:
+    """`count` services: 5-week windows of the NYC taxi trace a day apart, scaled 0.2x to 5x."""
+    trace = as_trace(SERIES[0])
+    profile = load_profile(PROFILE)
+    rng = np.random.default_rng(1)
+    jobs = []
+    for i in range(count):
+        start = trace.at_s[0] + (i % 150) * DAY_S
+        part = window(trace, start, start + 5 * WEEK_S)
+        factor = float(np.exp(rng.uniform(np.log(0.2), np.log(5.0)))) * PEAK_REPLICAS * profile.capacity_rps
+        part = part._replace(values=part.values * factor / part.values.max())
+        series, peak = hourly(part, 0.9)
+        jobs.append(Job(f"svc-{i:03d}", series, peak, profile))
+    return jobs
+
+
+def run_fleet(args: argparse.Namespace) -> str:
+    from distributed import Client, LocalCluster
+
+    prices = load_prices(PRICES)
+    jobs = fleet_jobs(args.services)
+    paths = {
+        "seasonal naive": PlanOptions(members=(), backtest_origins=0, sim_check=False),
+        "ensemble, 4-origin backtest": PlanOptions(members=MEMBERS, backtest_origins=4, sim_check=False),
+    }
+    rows = []
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(lambda: __import__("scaler.plan.core"))  # import statsforecast once per worker, untimed
+        for label, options in paths.items():
+            count = args.services if options.members == () else args.ensemble_services
+            work = jobs[:count]
+            t0 = time.perf_counter()
+            local = plan_fleet(work, prices, options)
+            local_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            remote = plan_fleet(work, prices, options, client=client)
+            remote_s = time.perf_counter() - t0
+            same = [to_json(p) for p in local] == [to_json(p) for p in remote]
+            rows.append((label, count, local_s, remote_s, same))
+            print(
+                f"{label}: {count} services, {local_s:.1f} s / {remote_s:.1f} s, equal {same}",
+                file=sys.stderr,
+            )
+    lines = [
+        f"Fleet: {args.services} services (5-week NYC taxi windows, 28-day plans), commit {commit()}, "
+        f"{args.workers} Dask worker processes on this machine's cores.",
+        "",
+        "| forecast path | services | single process (s) | LocalCluster (s) | per service, single (ms) | plans equal |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label, count, local_s, remote_s, same in rows:
+        lines.append(
+            f"| {label} | {count} | {local_s:.1f} | {remote_s:.1f} | {1000 * local_s / count:.0f} | {'yes' if same else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_loop(args: argparse.Namespace) -> str:
+    prices = load_prices(PRICES)
+    example = load_profile(PROFILE)
+    profiles: dict[str, Profile] = {
+        "example (cv 0.6, load test)": example,
+        "deterministic (cv 0)": dataclasses.replace(example, service_time_cv=0.0, load_test=()),
+    }
+    rows = []
+    specs = [s for s in (*SERIES, *EXTRA) if not args.traces or s.name in args.traces.split(",")]
+    for spec in specs:
+        trace = as_trace(spec)
+        span_s = trace.at_s[-1] - trace.at_s[0]
+        history_s = min(5 * WEEK_S, span_s - WEEK_S) if span_s >= 4.3 * WEEK_S else span_s - 4 * DAY_S
+        replay_s = min(WEEK_S, span_s - history_s)
+        if history_s < 7 * DAY_S:
+            print(
+                f"{spec.name}: {span_s / DAY_S:.1f} days usable, too short for a plan and a replay",
+                file=sys.stderr,
+            )
+            continue
+        starts = [trace.at_s[0] + k * WEEK_S for k in range(args.windows)]
+        starts = [s for s in starts if s + history_s + replay_s <= trace.at_s[-1] + trace.step_s]
+        for start in starts:
+            origin = np.floor((start + history_s) / 3600) * 3600
+            past, after = window(trace, start, origin), window(trace, origin, origin + replay_s)
+            factor = PEAK_REPLICAS * example.capacity_rps / float(np.nanmax(past.values))
+            past = past._replace(values=past.values * factor)
+            after = after._replace(values=np.nan_to_num(after.values, nan=0.0) * factor)
+            hours = int(replay_s // 3600)
+            naive = None
+            for label, profile in profiles.items():
+                options = PlanOptions(horizon_h=hours, backtest_origins=0, sim_check=False)
+                plan = plan_trace(spec.name, past, profile, prices, options)
+                out = replay_schedule(
+                    after, plan.replicas, plan.demand.start_s, profile, service_time_s=profile.service_time_s
+                )
+                if naive is None:
+                    naive = replay_schedule(
+                        after,
+                        plan.replicas_naive,
+                        plan.demand.start_s,
+                        profile,
+                        service_time_s=profile.service_time_s,
+                    )
+                rows.append((spec.name, label, origin, hours, out, naive, plan.demand.season_h))
+                print(
+                    f"{spec.name} {label} @{origin:.0f}: over {out.over_slo_fraction:.4f}, "
+                    f"{out.slo_violation_minutes} min; naive {naive.over_slo_fraction:.4f}",
+                    file=sys.stderr,
+                )
+    allowed = 1 - example.slo_quantile
+    lines = [
+        f"Closing the loop, commit {commit()}: plans replayed through the simulator on the days after their "
+        f"history (SLO: p{100 * example.slo_quantile:g} <= {example.slo_seconds:g} s; met = at most "
+        f"{100 * allowed:g} % of requests slower).",
+        "",
+        "| trace | kind | profile | windows | SLO met | requests over SLO (worst) | SLO minutes (worst) | GPU-hours vs naive | naive met |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for spec in specs:
+        for label in profiles:
+            mine = [r for r in rows if r[0] == spec.name and r[1] == label]
+            if not mine:
+                continue
+            met = sum(r[4].over_slo_fraction <= allowed for r in mine)
+            naive_met = sum(r[5].over_slo_fraction <= allowed for r in mine)
+            worst = max(r[4].over_slo_fraction for r in mine)
+            minutes = max(r[4].slo_violation_minutes for r in mine)
+            ratio = sum(r[4].gpu_hours for r in mine) / sum(r[5].gpu_hours for r in mine)
+            kind = "spiky" if spec.name in SPIKY else KINDS.get(spec.name, "diurnal")
+            lines.append(
+                f"| {spec.name} | {kind} | {label} | {len(mine)} | {met}/{len(mine)} | {100 * worst:.2f} % | "
+                f"{minutes} | {ratio:.2f} | {naive_met}/{len(mine)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what", required=True)
+    fleet = sub.add_parser("fleet")
+    fleet.add_argument("--services", type=int, default=200)
+    fleet.add_argument("--ensemble-services", type=int, default=200)
+    fleet.add_argument("--workers", type=int, default=2)
+    fleet.add_argument("--out", type=Path)
+    loop = sub.add_parser("loop")
+    loop.add_argument("--windows", type=int, default=4)
+    loop.add_argument("--traces", help="comma-separated trace names (default: all)")
+    loop.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    emit(run_fleet(args) if args.what == "fleet" else run_loop(args), args.out)
+
+
+if __name__ == "__main__":
+    main()
