@@ -23,7 +23,6 @@ import asyncio
 import os
 import platform
 import random
-import re
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from scaler._generated import externalscaler_pb2 as pb  # noqa: E402
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
 from tests.hostile_prometheus import HostileProcess, established_to  # noqa: E402
+from tests.serve_process import start_serve  # noqa: E402
 
 P99_LIMIT_MS = 10.0
 RSS_LIMIT_KB = 150.0
@@ -75,43 +75,18 @@ def ref(address: str, n: int) -> pb.ScaledObjectRef:
 
 
 def start_server() -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--forecast-workers",
-            "1",
-            "--drain",
-            "0",
-            "--prometheus-max-connections",
-            str(MAX_CONNECTIONS),
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
+    running = start_serve(
+        "--forecast-workers",
+        "1",
+        "--drain",
+        "0",
+        "--log-level",
+        "WARNING",
+        "--prometheus-max-connections",
+        str(MAX_CONNECTIONS),
         stderr=subprocess.DEVNULL,
-        text=True,
     )
-    assert process.stdout is not None
-    text = ""
-    for line in process.stdout:
-        text += line
-        if line.startswith("Stop with"):
-            break
-    found = re.search(r"gRPC\s+127\.0\.0\.1:(\d+)", text)
-    if found is None:
-        process.kill()
-        raise RuntimeError(f"prescaler serve did not start:\n{text}")
-    return process, int(found.group(1))
+    return running.process, running.grpc_port
 
 
 def p99_ms(latencies: list[float]) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -16,43 +15,16 @@ from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.call import EXAMPLE_METADATA
 from scaler.units import parse_pairs
+from tests.serve_process import start_serve, stop
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[subprocess.Popen[str], int, int, list[str]]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("Stop with"):
-            break
-    text = "".join(lines)
-    grpc_port = int(re.search(r"gRPC\s+127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
-    http_port = int(re.search(r"HTTP\s+127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+    running = start_serve()
     try:
-        yield process, grpc_port, http_port, lines
+        yield running.process, running.grpc_port, running.http_port, running.banner
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        process.stdout.close()
+        stop(running)
 
 
 def test_serve_announces_answers_the_example_and_drains_on_sigterm(

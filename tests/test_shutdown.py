@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
+from tests.serve_process import start_serve, stop
 from tests.servers import running_app
 
 PREDICTIVE = {"source": "replay", "trace": "nyc_taxi_10d.csv", "threshold": "5", "mode": "predictive"}
@@ -79,36 +78,8 @@ def alive(pid: int) -> bool:
 @pytest.fixture
 def serving_a_fit() -> Iterator[tuple[subprocess.Popen[str], set[int]]]:
     """`prescaler serve` with a predictive target whose first fit is running in worker processes."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--forecast-workers",
-            "1",
-            "--drain",
-            "0",
-            "--grace",
-            "1s",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    text = ""
-    for line in process.stdout:
-        text += line
-        if line.startswith("Stop with"):
-            break
-    port = int(re.search(r"gRPC\s+127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+    running = start_serve("--forecast-workers", "1", "--drain", "0", "--grace", "1s")
+    process, port = running.process, running.grpc_port
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             ref = pb.ScaledObjectRef(name="fit", namespace="default", scalerMetadata=PREDICTIVE)
@@ -121,10 +92,7 @@ def serving_a_fit() -> Iterator[tuple[subprocess.Popen[str], set[int]]]:
         assert workers, "no worker process started"
         yield process, workers
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        process.stdout.close()
+        stop(running)
 
 
 def test_workers_die_with_a_sigkilled_server(serving_a_fit: tuple[subprocess.Popen[str], set[int]]) -> None:
