@@ -143,16 +143,25 @@ def backfilled_prometheus(series: Iterable[Backfill], workdir: Path) -> Iterator
     openmetrics = workdir / "backfill.om"
     write_openmetrics(series, openmetrics)
     create_blocks(promtool, openmetrics, data_dir)
-    config = workdir / "prometheus.yml"
-    config.write_text("# No scrape targets: every series is backfilled.\nscrape_configs: []\n")
+    config = "# No scrape targets: every series is backfilled.\nscrape_configs: []\n"
+    with running_prometheus(prometheus, config, workdir, f"--storage.tsdb.retention.time={RETENTION}") as url:
+        yield url
+
+
+@contextmanager
+def running_prometheus(prometheus: str, config: str, workdir: Path, *flags: str) -> Iterator[str]:
+    """`prometheus` with `config` (YAML text) and its TSDB in `workdir`, on a free loopback port, until
+    the block ends; yields its base URL."""
+    config_path = workdir / "prometheus.yml"
+    config_path.write_text(config)
     log_path = workdir / "prometheus.log"
     url = f"http://127.0.0.1:{free_port()}"
     command = [
         prometheus,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={data_dir}",
-        f"--storage.tsdb.retention.time={RETENTION}",
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address={url.removeprefix('http://')}",
+        *flags,
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.prometheus_server import binaries, free_port, stop, wait_ready
+from tests.prometheus_server import binaries, running_prometheus
 
 JOB = "loadtest"
 SCRAPE_WAIT_S = 15.0
@@ -36,23 +35,8 @@ def scraping_prometheus(targets: Sequence[str], workdir: Path, *, interval_s: fl
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": list(targets)}]}],
     }
     # JSON is YAML: no YAML writer needed.
-    config_path = workdir / "prometheus.yml"
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
-    log_path = workdir / "prometheus.log"
-    url = f"http://127.0.0.1:{free_port()}"
-    command = [
-        prometheus,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address={url.removeprefix('http://')}",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-        try:
-            wait_ready(url, process, log_path)
-            yield url
-        finally:
-            stop(process)
+    with running_prometheus(prometheus, json.dumps(config, indent=2) + "\n", workdir) as url:
+        yield url
 
 
 async def wait_for_series(url: str, metric: str, *, timeout_s: float = SCRAPE_WAIT_S) -> None:
