@@ -142,19 +142,25 @@ async def test_prometheus_verification_stays_on_with_kedas_unsafe_ssl() -> None:
         await ours.aclose()
 
 
-async def test_unsafe_ssl_in_metadata_is_accepted_and_leaves_prometheus_verification_on() -> None:
-    async with running_app(real_sources=True) as run:
-        meta = {
-            "serverAddress": "https://127.0.0.1:1",
-            "query": "up",
-            "threshold": "1",
-            "unsafeSsl": "true",
-            "enableTLS": "true",
-        }
-        ref = pb.ScaledObjectRef(name="tls", namespace="default", scalerMetadata=meta)
-        await run.stub.GetMetricSpec(ref)
-        (refresher,) = [t.refresher for t in run.app.registry._targets.values()]
-        assert refresher.config.prometheus_unsafe_ssl is False
+async def test_kedas_unsafe_ssl_in_metadata_leaves_prometheus_verification_on() -> None:
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    async with HostilePrometheus(tls=tls) as server, running_app(real_sources=True, max_age_s=120.0) as run:
+        base = {"serverAddress": server.address("ok"), "query": "up", "threshold": "1", "enableTLS": "true"}
+        keda = pb.ScaledObjectRef(
+            name="keda", namespace="default", scalerMetadata={**base, "unsafeSsl": "true"}
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await run.stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=keda))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "CERTIFICATE_VERIFY_FAILED" in (caught.value.details() or "")
+        assert "prometheusUnsafeSsl" in (caught.value.details() or "")  # the hint names the right key
+        ours = pb.ScaledObjectRef(
+            name="ours", namespace="default", scalerMetadata={**base, "prometheusUnsafeSsl": "true"}
+        )
+        answer = await run.stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ours))
+        assert answer.metricValues[0].metricValueFloat == 1.0
 
 
 def final_requests(server: HostileProcess) -> int:
