@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 DAY_S = 86_400.0
 HOUR_S = 3600.0
 PROMETHEUS_TIMEOUT_S = 60.0
+DEFAULT_QUANTILE = 0.95
+"""`PlanOptions.quantile`'s default, kept here so that `--help` imports nothing heavy (a test checks both agree)."""
 _GROWTH = re.compile(r"^\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*%\s*/\s*(day|week|month|year)\s*$")
 _PER_MONTH = {"day": 730.0 / 24, "week": 730.0 / 168, "month": 1.0, "year": 1 / 12}
 
@@ -129,15 +131,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     how.add_argument(
         "--quantile",
         type=_quantile,
-        default=0.9,
-        help="upper quantile of each hour's demand to size for (default 0.9)",
+        default=DEFAULT_QUANTILE,
+        help=f"upper quantile of each hour's demand to size for (default {DEFAULT_QUANTILE:g})",
     )
     how.add_argument(
         "--growth",
         type=parse_growth,
         default=None,
         metavar="RATE",
-        help="demand growth such as 5%%/month (default auto: the trend)",
+        help="demand growth such as 5%%/month (default auto: the trend of 8 weeks of history or more, else none)",
     )
     how.add_argument(
         "--models",

@@ -13,6 +13,7 @@ import yaml
 
 from scaler import plan_cli
 from scaler.cli import main
+from scaler.plan.core import PlanOptions
 from scaler.plan.profile import load_prices
 from scaler.traces import load_trace
 from tests.prometheus_server import LoadedPrometheus
@@ -180,6 +181,10 @@ def test_bad_flags_are_one_line_errors(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and expected in err[0]
+
+
+def test_cli_defaults_are_the_planner_defaults() -> None:
+    assert PlanOptions().quantile == plan_cli.DEFAULT_QUANTILE
 
 
 def test_growth_flag_parses_rates_per_period() -> None:
