@@ -86,6 +86,10 @@ class Predictor:
         self._created_s = time.perf_counter()
         self._announced_model = ""
         self.accuracy = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
+        """The forecast of the demand series (the rate with `rateQuery`), scored against it."""
+        self.served = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
+        """The bound in the trigger's units, what KEDA is sent in predictive mode, scored against the
+        observed signal's peak over each lead time (`prescaler_bound_coverage`)."""
 
     @property
     def fitted(self) -> bool:
@@ -153,6 +157,9 @@ class Predictor:
             now_s, now_s + config.lead_time_s, lead.mean, lead.upper, self.demand_history.latest()
         )
         upper = lead.upper * scale if self.config.rate_query is None else in_flight_bound(lead, scale)
+        self.served.forecast(
+            now_s, now_s + config.lead_time_s, lead.mean * scale, upper, observed_history.latest()
+        )
         return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:

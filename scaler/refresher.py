@@ -233,6 +233,7 @@ class Refresher:
         if predictor is None:
             return decide(at_s, observed, self.config)
         predictor.accuracy.actual(at_s, observed if rate is None else rate)
+        predictor.served.actual(at_s, observed)
         predictor.maybe_refit(at_s)
         bound = self._bound = predictor.bound(at_s, self.history)
         self._export_forecast(bound, predictor)
@@ -253,6 +254,8 @@ class Refresher:
         if predictor.accuracy.evaluations:
             quality.labels(*labels, "mase").set(predictor.accuracy.mase)
             quality.labels(*labels, "coverage").set(predictor.accuracy.coverage)
+        if predictor.served.evaluations:
+            self._telemetry.bound_coverage.labels(*labels).set(predictor.served.coverage)
 
     def _record(self, decision: Decision) -> None:
         previous = self._decision

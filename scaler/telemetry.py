@@ -75,6 +75,15 @@ class Telemetry:
             ["namespace", "name", "metric", "score"],
             registry=registry,
         )
+        self.bound_coverage = Gauge(
+            "prescaler_bound_coverage",
+            "Per predictive or shadow target, rolling over the last day: the share of lead-time windows "
+            "in which the observed signal stayed at or below the in-flight bound computed at the "
+            "window's start, in the trigger's units (the quantity predictive mode sends KEDA); compare "
+            "with the trigger's quantile.",
+            ["namespace", "name", "metric"],
+            registry=registry,
+        )
         self.refits = Counter(
             "prescaler_refits_total", "Seasonal model refits, by outcome.", ["outcome"], registry=registry
         )
@@ -104,6 +113,8 @@ class Telemetry:
                 self.forecast_quality.remove(namespace, name, metric, score)
         with contextlib.suppress(KeyError):
             self.target_active.remove(namespace, name, metric)
+        with contextlib.suppress(KeyError):
+            self.bound_coverage.remove(namespace, name, metric)
 
 
 if TYPE_CHECKING:  # the stubs make it generic; the runtime class is not subscriptable

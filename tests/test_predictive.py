@@ -86,6 +86,11 @@ async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accura
     coverage = registry.get_sample_value("prescaler_forecast_quality", {**labels, "score": "coverage"})
     assert mase is not None and mase < 1.0  # beats persistence on a clean daily cycle
     assert coverage is not None and 0.0 <= coverage <= 1.0
+    # The served quantity's own score: the bound, in the trigger's units, against the observed peak.
+    served = registry.get_sample_value("prescaler_bound_coverage", labels)
+    assert refresher.predictor is not None and refresher.predictor.served.evaluations >= 12
+    assert served == refresher.predictor.served.coverage
+    assert served is not None and served >= 0.5  # a clean daily cycle at q = 0.9
 
 
 async def test_a_failing_fit_leaves_the_target_reactive_with_the_reason(trace_dir: Path) -> None:

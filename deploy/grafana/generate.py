@@ -104,11 +104,14 @@ def panels() -> list[Panel]:
         ),
         timeseries(
             "Bound coverage and MASE (last day)",
-            "coverage: share of lead-time windows whose peak stayed within the bound (the closest "
-            "exported series to bound coverage; compare with the trigger's quantile). mase: forecast "
-            "error / persistence error at the lead time; below 1 the forecast beats reactive.",
+            "bound coverage: share of lead-time windows in which the observed signal stayed within the "
+            "in-flight bound (the quantity predictive mode serves), in the trigger's units; compare "
+            "with the trigger's quantile. forecast coverage: the same for the forecast of the demand "
+            "series (the rate with rateQuery). mase: forecast error / persistence error at the lead "
+            "time; below 1 the forecast beats reactive.",
             [
-                (f'{quality}, score="coverage"}}', "coverage {{name}} {{metric}}"),
+                (f"prescaler_bound_coverage{{{PER_TARGET}}}", "bound coverage {{name}} {{metric}}"),
+                (f'{quality}, score="coverage"}}', "forecast coverage {{name}} {{metric}}"),
                 (f'{quality}, score="mase"}}', "MASE {{name}} {{metric}}"),
             ],
         ),
