@@ -157,9 +157,10 @@ class Predictor:
             now_s, now_s + config.lead_time_s, lead.mean, lead.upper, self.demand_history.latest()
         )
         upper = lead.upper * scale if self.config.rate_query is None else in_flight_bound(lead, scale)
-        self.served.forecast(
-            now_s, now_s + config.lead_time_s, lead.mean * scale, upper, observed_history.latest()
-        )
+        if upper is not None:
+            self.served.forecast(
+                now_s, now_s + config.lead_time_s, lead.mean * scale, upper, observed_history.latest()
+            )
         return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:
