@@ -63,8 +63,8 @@ POLICIES = (
     "crane_dsp",
     "aws_style",
 )
-SWEEP_POINTS = 8
-QUANTILES = (0.5, 0.8, 0.9, 0.97)
+SWEEP_POINTS = 9
+QUANTILES = (0.2, 0.35, 0.5, 0.8, 0.9, 0.97)
 THRESHOLD_SHARES = (0.75, 1.25, 1.6)
 
 

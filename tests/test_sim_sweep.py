@@ -52,6 +52,6 @@ def test_a_budget_the_sweep_does_not_bracket_has_no_reading(budget: float) -> No
 def test_a_budget_never_met_or_a_single_point_has_no_reading() -> None:
     short = [SweepPoint("target", 8.0, 2.0, 50), SweepPoint("target", 4.0, 5.0, 10)]
     assert gpu_hours_at_budget(short, 1.0, days=1.0) is None
-    assert gpu_hours_at_budget(short[:1], 100.0, days=1.0) is None
+    assert gpu_hours_at_budget(short[:1], 100.0, days=1.0) is None  # the only value: no range
     with pytest.raises(ValueError, match="days"):
         gpu_hours_at_budget(short, 1.0, days=0.0)

@@ -52,8 +52,8 @@ FLOORS = ("oracle", "clairvoyant")
 """Run in every comparison: the oracle floor."""
 BUDGET_SHARES = (0.001, 0.01)
 # Target-like knobs are swept from SWEEP_FROM to SWEEP_TO x their default, evenly on a log scale.
-SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.4, 2.0, 12
-QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.995)
+SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.5, 1.6, 12
+QUANTILES = (0.2, 0.35, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 # predictive's threshold, swept at its default quantile besides the quantiles, as shares of a replica.
 THRESHOLD_SHARES = (0.6, 0.8, 1.25, 1.6, 2.0)
 SCALE_DOWN_60S = ScalingRules(60.0, SCALE_DOWN.policies)
@@ -135,7 +135,8 @@ class Comparison(NamedTuple):
 
     def at_budget(self, name: str, per_day: float) -> float | None:
         """`name`'s GPU-hours at the budget; None outside its sweep (or without one)."""
-        return gpu_hours_at_budget(self.sweeps.get(name, []), per_day, self.days)
+        points = self.sweeps.get(name, [])
+        return gpu_hours_at_budget(points, per_day, self.days) if points else None
 
     def best_reactive(self, per_day: float) -> tuple[str, float] | None:
         """The cheapest tuned reactive baseline at the budget, among those that reach it."""
