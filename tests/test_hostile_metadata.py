@@ -243,3 +243,22 @@ async def test_credentials_serve_only_their_namespaces_and_path(
     await source.aclose()
     assert seen[0].headers.get("authorization") == expected
     assert seen[0].url.path == address.removeprefix("http://p.test:9090") + "/api/v1/query"
+
+
+@pytest.mark.parametrize(
+    ("value", "as_float", "as_int"),
+    [
+        pytest.param(1e300, 9.2e15, 9_200_000_000_000_000, id="huge-is-capped-for-keda-milli-quantities"),
+        pytest.param(9.2e15, 9.2e15, 9_200_000_000_000_000, id="the-cap"),
+        pytest.param(float("nan"), 0.0, 0, id="nan"),
+        pytest.param(float("inf"), 0.0, 0, id="inf"),
+        pytest.param(-3.0, 0.0, 0, id="negative"),
+        pytest.param(52.4375, 52.4375, 52, id="ordinary"),
+    ],
+)
+def test_values_sent_fit_kedas_int64_thousandths(value: float, as_float: float, as_int: int) -> None:
+    from scaler.server.handlers import metric_value
+
+    sent = metric_value("m", value)
+    assert (sent.metricValueFloat, sent.metricValue) == (as_float, as_int)
+    assert sent.metricValueFloat * 1000 < 2**63

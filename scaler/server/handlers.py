@@ -28,6 +28,8 @@ from scaler.trigger import TriggerConfig
 logger = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 INT64_MAX = 2**63 - 1
+MAX_VALUE = 9.2e15
+"""Largest value sent: KEDA turns it into int64 thousandths (a milli-quantity), which overflows past it."""
 # Answer "warming up" this long before the deadline rather than let the deadline cut the call.
 _MARGIN_S = 0.05
 
@@ -48,8 +50,8 @@ def metric_spec(config: TriggerConfig) -> pb.MetricSpec:
 
 def metric_value(name: str, value: float) -> pb.MetricValue:
     """One MetricValue with both the float field and the deprecated int field filled."""
-    safe = value if math.isfinite(value) and value > 0 else 0.0
-    return pb.MetricValue(metricName=name, metricValue=min(INT64_MAX, round(safe)), metricValueFloat=safe)
+    safe = min(MAX_VALUE, value) if math.isfinite(value) and value > 0 else 0.0
+    return pb.MetricValue(metricName=name, metricValue=round(safe), metricValueFloat=safe)
 
 
 class ExternalScalerService(pb_grpc.ExternalScalerServicer):
