@@ -64,7 +64,7 @@ POLICIES = (
     "aws_style",
 )
 SWEEP_POINTS = 9
-QUANTILES = (0.2, 0.35, 0.5, 0.8, 0.9, 0.97)
+QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.97)
 THRESHOLD_SHARES = (0.75, 1.25, 1.6)
 
 

@@ -109,8 +109,8 @@ def _quantiles(text: str) -> tuple[float, ...]:
         values = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
     except ValueError:
         values = ()
-    if not values or not all(0 < q < 1 for q in values):
-        raise argparse.ArgumentTypeError(f"`{text}`: expected comma-separated quantiles in (0, 1)")
+    if not values or not all(0.5 <= q < 1 for q in values):
+        raise argparse.ArgumentTypeError(f"`{text}`: expected comma-separated quantiles in [0.5, 1)")
     return values
 
 

@@ -30,7 +30,7 @@ from scaler.sim.outcomes import Outcome, against_reference
 from scaler.sim.policies import fixed_buffer, oracle, reactive
 from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings, past_rates, predictive
 from scaler.sim.run import prepare, run_policy
-from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget
+from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget, knob_ranges
 from scaler.traces import Trace, TraceError, regrid
 
 POLICIES = (
@@ -53,7 +53,9 @@ FLOORS = ("oracle", "clairvoyant")
 BUDGET_SHARES = (0.001, 0.01)
 # Target-like knobs are swept from SWEEP_FROM to SWEEP_TO x their default, evenly on a log scale.
 SWEEP_FROM, SWEEP_TO, SWEEP_POINTS = 0.5, 1.6, 12
-QUANTILES = (0.2, 0.35, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+LOWEST_QUANTILE = 0.5
+"""The scaler refuses a `quantile` below this: a sweep that reaches it has covered the cheap end."""
 # predictive's threshold, swept at its default quantile besides the quantiles, as shares of a replica.
 THRESHOLD_SHARES = (0.6, 0.8, 1.25, 1.6, 2.0)
 SCALE_DOWN_60S = ScalingRules(60.0, SCALE_DOWN.policies)
@@ -136,7 +138,7 @@ class Comparison(NamedTuple):
     def at_budget(self, name: str, per_day: float) -> float | None:
         """`name`'s GPU-hours at the budget; None outside its sweep (or without one)."""
         points = self.sweeps.get(name, [])
-        return gpu_hours_at_budget(points, per_day, self.days) if points else None
+        return gpu_hours_at_budget(points, per_day, self.days, sweep_ranges(points)) if points else None
 
     def best_reactive(self, per_day: float) -> tuple[str, float] | None:
         """The cheapest tuned reactive baseline at the budget, among those that reach it."""
@@ -191,6 +193,15 @@ def rescaled(
         raise TraceError(f"trace {window.name}: the window's demand is all zero; nothing to scale")
     factor = peak_replicas * cluster.capacity_rps / peak
     return past._replace(values=past.values * factor), window._replace(values=window.values * factor)
+
+
+def sweep_ranges(points: list[SweepPoint]) -> dict[str, tuple[float, float]]:
+    """Each knob's swept range; a quantile sweep reaching LOWEST_QUANTILE counts as covering the
+    cheap end (nothing lower can be configured), so a budget met there is read there."""
+    ranges = knob_ranges(points)
+    if "quantile" in ranges and ranges["quantile"][0] <= LOWEST_QUANTILE:
+        ranges["quantile"] = (-math.inf, ranges["quantile"][1])
+    return ranges
 
 
 class _Context(NamedTuple):

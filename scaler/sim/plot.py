@@ -30,7 +30,7 @@ COLOURS = {
     "crane_dsp": "tab:olive",
     "aws_style": "tab:gray",
     "oracle": "tab:green",
-    "clairvoyant": "darkgreen",
+    "clairvoyant": "black",
 }
 # Floors are drawn first and dashed, so that a policy tracking them stays visible on top.
 FLOORS = ("oracle", "clairvoyant")
@@ -140,10 +140,10 @@ def frontier_panel(
     for budget in budgets:
         ax.axhline(budget, color="black", ls=":", lw=0.8)
         ax.annotate(
-            f"budget {budget:.3g} min/day",
-            (0.995, budget),
+            f"SLO budget {budget:.3g} min/day",
+            (0.005, budget),
             xycoords=("axes fraction", "data"),
-            ha="right",
+            ha="left",
             va="bottom",
             fontsize="x-small",
         )
