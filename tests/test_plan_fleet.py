@@ -146,3 +146,12 @@ def test_bad_services_file_names_the_entry(tmp_path: Path, text: str, expected: 
     with pytest.raises(PlanInputError, match="services") as info:
         load_services(path)
     assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_a_service_with_too_little_history_is_named_in_the_error() -> None:
+    good = jobs(1)[0]
+    short = Job("tiny", good.series.window(-40, None), good.peak_factor, good.profile)
+    with pytest.raises(
+        PlanInputError, match=r"service tiny: the history holds 40 hours; a plan needs at least 79"
+    ):
+        plan_fleet([good, short], load_prices(PRICES), FAST)

@@ -108,8 +108,11 @@ def load_services(path: Path) -> list[Service]:
 
 
 def run_job(job: Job, prices: Prices, options: PlanOptions) -> Plan:
-    """One service's plan (what a worker runs)."""
-    return plan_series(job.name, job.series, job.peak_factor, job.profile, prices, options)
+    """One service's plan (what a worker runs); an unusable history is an error naming the service."""
+    try:
+        return plan_series(job.name, job.series, job.peak_factor, job.profile, prices, options)
+    except ValueError as exc:
+        raise PlanInputError(f"service {job.name}: {exc}") from None
 
 
 def plan_fleet(

@@ -85,6 +85,10 @@ class Demand:
     """Per hour of day (UTC), the intra-hour peak over mean applied to `upper`."""
     history: Series
     backtest: Backtest | None
+    suspect_hours: int = 0
+    """History hours that look like an outage (see `suspect_hours`)."""
+    suspect_until_s: float | None = None
+    """The end of the last of them."""
 
 
 def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
@@ -110,6 +114,22 @@ def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
             if seen.size:
                 peak[h] = max(1.0, float(np.quantile(seen, quantile)))
     return series, peak
+
+
+def suspect_hours(series: Series, *, floor: float = 0.1, run_h: int = 2) -> tuple[int, float | None]:
+    """Hours under `floor` x the median of their hour of day, in runs of `run_h` or more: an outage or
+    a broken scrape recorded as (near) zeros, which a seasonal forecast would repeat. Returns their
+    count and the end of the last run."""
+    y = series.values
+    of_day = ((series.start_s / HOUR_S + np.arange(y.size)) % DAY_H).astype(np.int64)
+    typical = np.array([np.median(y[of_day == h]) if (of_day == h).any() else 0.0 for h in range(DAY_H)])
+    low = (y < floor * typical[of_day]) & (typical[of_day] > 0)
+    edges = np.diff(np.concatenate(([0], low.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = (stops - starts) >= run_h
+    if not long.any():
+        return 0, None
+    return int((stops - starts)[long].sum()), series.start_s + float(stops[long][-1]) * HOUR_S
 
 
 def trend_per_month(series: Series) -> float | None:
@@ -207,6 +227,7 @@ def forecast_demand(
     start_s = series.end_s
     of_day = ((start_s / HOUR_S + lead) % DAY_H).astype(np.int64)
     upper = (mean + margin) * factor * peak_factor[of_day]
+    suspect, until_s = suspect_hours(series)
     return Demand(
         start_s,
         mean * factor,
@@ -220,4 +241,6 @@ def forecast_demand(
         peak_factor,
         series,
         scores,
+        suspect,
+        until_s,
     )

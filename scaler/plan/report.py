@@ -121,6 +121,12 @@ def _trust_lines(plan: Plan) -> list[str]:
         f"- Peaks within the hour: the sized rate is the hourly upper bound x {float(d.peak_factor.min()):.2f}"
         f"-{float(d.peak_factor.max()):.2f} by hour of day (the history's intra-hour peaks).",
     ]
+    if d.suspect_hours:
+        lines.append(
+            f"- **Check the history**: {d.suspect_hours} hours are under a tenth of their hour of day's median, "
+            f"in runs of 2 h or more (an outage or a broken scrape?), the last ending {iso(d.suspect_until_s or 0.0)}. "
+            "A seasonal forecast repeats them as low demand: fill or cut them, then plan again."
+        )
     if d.backtest is None:
         lines.append("- No backtest: the history is too short for one (it needs a season more than the fit).")
     else:
