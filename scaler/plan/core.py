@@ -6,6 +6,7 @@ Pure: a load trace, a profile and prices in; a `Plan` out, with `to_json` in the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -205,6 +206,11 @@ def iso(at_s: float) -> str:
     return datetime.fromtimestamp(at_s, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a cost per request without requests is null."""
+    return value if math.isfinite(value) else None
+
+
 def to_json(plan: Plan) -> dict[str, Any]:
     """The plan in the documented JSON shape."""
     mix = plan.procurement.mix
@@ -231,7 +237,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
         },
         "cost": {
             "monthly": plan.cost.monthly,
-            "per_million_requests": plan.cost.per_million_requests,
+            "per_million_requests": _finite(plan.cost.per_million_requests),
             "all_on_demand_monthly": plan.cost.all_on_demand_monthly,
             "naive_monthly": plan.cost.naive_monthly,
         },
