@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 from forecasting import Series
 from scaler.cli import main
 from scaler.plan.core import PlanOptions, to_json
-from scaler.plan.fleet import Job, load_services, plan_fleet
+from scaler.plan.fleet import Job, connect, load_services, plan_fleet
 from scaler.plan.forecast import hourly
 from scaler.plan.profile import PlanInputError, load_prices, load_profile
 from scaler.traces import load_trace
@@ -155,3 +155,8 @@ def test_a_service_with_too_little_history_is_named_in_the_error() -> None:
         PlanInputError, match=r"service tiny: the history holds 40 hours; a plan needs at least 79"
     ):
         plan_fleet([good, short], load_prices(PRICES), FAST)
+
+
+def test_no_scheduler_at_the_dask_address_is_a_connection_error_naming_it() -> None:
+    with pytest.raises(ConnectionError, match=r"--dask tcp://127.0.0.1:1: no Dask scheduler answered"):
+        connect("tcp://127.0.0.1:1", timeout_s=0.5)

@@ -144,10 +144,10 @@ def plan_fleet(
 
 
 def connect(address: str, *, timeout_s: float = 10.0) -> Client:
-    """A client of the Dask scheduler at `address` (tcp://host:8786); a clear error if none answers."""
+    """A client of the Dask scheduler at `address` (tcp://host:8786); ConnectionError if none answers."""
     from distributed import Client
 
     try:
         return Client(address, timeout=f"{timeout_s}s")  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
-        raise PlanInputError(f"--dask {address}: no Dask scheduler answered: {exc}") from None
+        raise ConnectionError(f"--dask {address}: no Dask scheduler answered: {exc}") from None
