@@ -104,3 +104,13 @@ def test_the_report_asks_to_check_a_history_with_an_outage() -> None:
     text = report(plan_trace("outage", trace._replace(values=values), profile, prices, options))
     assert "**Check the history**: 25 hours" in text
     assert "Check the history" not in report(plan_trace("clean", trace, profile, prices, options))
+
+
+@pytest.mark.parametrize("hours", [80, 100, 150, 170])
+def test_short_histories_plan_with_fewer_backtest_origins_or_none(hours: int) -> None:
+    series, peak = hourly(nyc(5), 0.9)
+    demand = forecast_demand(
+        series.window(-hours, None), peak, horizon_h=24, quantile=0.9, members=(), backtest_origins=4
+    )
+    assert demand.season_h == 24 and demand.mean.size == 24
+    assert demand.backtest is None or 1 <= demand.backtest.origins <= 4

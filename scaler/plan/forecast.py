@@ -168,6 +168,14 @@ def config_for(n: int, *, members: tuple[str, ...] = MEMBERS) -> ForecastConfig:
     )
 
 
+def _season_h(n: int) -> int | None:
+    """The season `config_for(n)` chooses, None when `n` hours are too few for any."""
+    try:
+        return config_for(n).horizon_steps
+    except HistoryError:
+        return None
+
+
 def forecast_demand(
     series: Series,
     peak_factor: FloatArray,
@@ -186,9 +194,7 @@ def forecast_demand(
     config = config_for(n, members=members)
     season = config.horizon_steps
     shortest = n - season - BACKTEST_STRIDE_H * (backtest_origins - 1)
-    while backtest_origins > 0 and (
-        shortest < 3 * season or config_for(shortest, members=members).horizon_steps != season
-    ):
+    while backtest_origins > 0 and _season_h(shortest) != season:
         backtest_origins -= 1
         shortest += BACKTEST_STRIDE_H
     if backtest_origins:
