@@ -80,15 +80,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "queueing theory (Erlang C), chooses reserved / spot / on-demand capacity, and prices it against "
         "all-on-demand and the naive rule of thumb. See docs/planner.md.",
     )
-    where = parser.add_argument_group("the history (one of --trace, --prometheus with --query, --services)")
-    source = where.add_mutually_exclusive_group(required=True)
+    where = parser.add_argument_group(
+        "the history (one of --trace, --prometheus with --query, --services; --prometheus for services' queries)"
+    )
+    source = where.add_mutually_exclusive_group()
     source.add_argument(
         "--trace",
         type=Path,
         metavar="CSV",
         help="arrival rate (requests/s) trace, any format prescaler reads",
     )
-    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL to read the history from")
+    where.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus base URL to read the history (or the services' queries) from",
+    )
     source.add_argument(
         "--services",
         type=Path,
@@ -171,9 +177,15 @@ def _fail(message: object, code: int) -> int:
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
-    if args.prometheus and not args.query:
+    if not (args.trace or args.services or args.prometheus):
+        return "the history is required: one of --trace, --prometheus with --query, or --services"
+    if args.trace and args.prometheus:
+        return "--trace and --prometheus are two histories: choose one"
+    if args.query and args.services:
+        return "--query is for one service; with --services each entry has its own `query`"
+    if args.prometheus and not (args.query or args.services):
         return "--prometheus needs --query (the arrival rate in requests/s)"
-    if args.query and not (args.prometheus or args.services):
+    if args.query and not args.prometheus:
         return "--query needs --prometheus"
     if not args.services and args.profile is None:
         return "--profile is required with --trace or --prometheus"
@@ -202,9 +214,12 @@ def prometheus_trace(url: str, query: str, *, since_s: float, now_s: float) -> T
         {"serverAddress": url, "query": query, "threshold": "1", "step": "5m", "timeout": "1m"}
     )
 
+    # On a grid of whole steps, so that runs minutes apart read the same points.
+    end_s = math.floor(now_s / step_s) * step_s
+
     async def read() -> Any:
         async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_S, follow_redirects=False) as client:
-            return await PrometheusSource(config, client=client).history(now_s - since_s, now_s, step_s)
+            return await PrometheusSource(config, client=client).history(end_s - since_s, end_s, step_s)
 
     series = asyncio.run(read())
     return Trace(f"prometheus `{query}`", series.at_s - step_s, series.values, step_s)

@@ -161,6 +161,9 @@ def test_bad_profile_is_one_line_naming_file_key_and_value(
     [
         pytest.param(["--prices", "PRICES", "--profile", "PROFILE", "--prometheus", "http://x:9090"], "--prometheus needs --query", id="query"),
         pytest.param(["--prices", "PRICES", "--trace", "HISTORY"], "--profile is required", id="profile"),
+        pytest.param(["--prices", "PRICES", "--profile", "PROFILE"], "the history is required", id="no-history"),
+        pytest.param(["--prices", "PRICES", "--profile", "PROFILE", "--trace", "HISTORY", "--prometheus", "http://x:9090", "--query", "up"], "choose one", id="two-histories"),
+        pytest.param(["--prices", "PRICES", "--profile", "PROFILE", "--trace", "HISTORY", "--query", "up"], "--query needs --prometheus", id="query-alone"),
         pytest.param(["--prices", "PRICES", "--profile", "PROFILE", "--trace", "HISTORY", "--horizon", "90m"], "whole number of hours", id="horizon"),
         pytest.param(["--prices", "PRICES", "--profile", "PROFILE", "--trace", "HISTORY", "--dask", "tcp://127.0.0.1:1"], "--dask plans many services", id="dask"),
         pytest.param(["--prices", "PROFILE", "--profile", "PROFILE", "--trace", "HISTORY"], "unknown key `gpus_per_replica`", id="prices-file"),
@@ -217,6 +220,30 @@ def test_plan_reads_its_history_from_a_real_prometheus(
     assert first.endswith(":00:00Z")
     assert max(h["replicas"] for h in document["hours"]) >= 2
     assert document["cost"]["monthly"] > 0
+    # The same query as a service of a fleet, beside one read from a file.
+    services = tmp_path / "services.yaml"
+    write_history(tmp_path / "file.csv")
+    services.write_text(
+        "services:\n"
+        f"  - {{name: prom, query: 'prescaler_test_load{{trace=\"ec2_cpu\"}}', profile: {PROFILE}}}\n"
+        f"  - {{name: file, trace: file.csv, profile: {PROFILE}}}\n"
+    )
+    fleet_out = tmp_path / "fleet.json"
+    code = plan(
+        [
+            "--services", str(services), "--prometheus", prometheus_url.url, "--since", "14d",
+            "--prices", str(PRICES), "--horizon", "2d", "--backtest-origins", "0", "--no-sim-check",
+            "--json", str(fleet_out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    fleet = json.loads(fleet_out.read_text())
+    assert list(fleet["services"]) == ["prom", "file"]
+    # Read from the same Prometheus a moment later (the same grid unless a 5-minute step began between).
+    again = fleet["services"]["prom"]["hours"]
+    assert len(again) == 48 and sum(h["replicas"] for h in again) == pytest.approx(
+        sum(h["replicas"] for h in document["hours"]), rel=0.05
+    )
 
 
 def test_prometheus_that_does_not_answer_is_a_one_line_error(
