@@ -64,6 +64,12 @@ def rss_kb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ref(address: str, n: int) -> pb.ScaledObjectRef:
     meta = {
         "scalerAddress": "prescaler.keda:9090",
@@ -181,7 +187,7 @@ async def create(stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjec
 
 
 async def run(options: Options) -> list[str]:
-    with HostileProcess() as prometheus:
+    with HostileProcess(fast=True) as prometheus:
         server, port = start_server()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -201,7 +207,9 @@ async def run(options: Options) -> list[str]:
                 await asyncio.sleep(2.0)
                 after = rss_kb(server.pid)
                 print(f"KEDA's pace for {options.duration_s:.0f} s", flush=True)
+                cpu_before, wall_before = cpu_s(server.pid), time.perf_counter()
                 latencies, errors, calls, held = await paced(stub, refs, options.duration_s, prometheus.port)
+                busy = (cpu_s(server.pid) - cpu_before) / (time.perf_counter() - wall_before)
                 rss_paced = rss_kb(server.pid)
                 print(
                     f"saturated, {options.concurrency} in flight, for {options.saturate_s:.0f} s", flush=True
@@ -222,6 +230,7 @@ async def run(options: Options) -> list[str]:
         f"| connections to Prometheus held at once (most seen, client side) | {held} (limit {MAX_CONNECTIONS}) |",
         f"| requests Prometheus received | {prometheus.final.get('requests', {})} |",
         f"| KEDA's pace: calls, errors | {calls:,}, {errors} |",
+        f"| server CPU at KEDA's pace (polling Prometheus and answering) | {busy:.0%} of one core |",
         f"| GetMetrics p50 / p99 at KEDA's pace, {options.targets:,} targets | {np.percentile(np.asarray(latencies) * 1000, 50):.2f} / {p99:.2f} ms |",
         f"| GetMetrics p99, 1 target at the same call rate (same run) | {p99_ms(base):.2f} ms |",
         f"| ratio of the two p99s | {p99 / p99_ms(base):.2f}x |",

@@ -204,7 +204,9 @@ class HostilePrometheus:
 class HostileProcess:
     """The server in a process of its own: `with HostileProcess() as server:`; `stats()` at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast: bool = False) -> None:
+        self.fast = fast
+        """Serve only `ok` instant queries, fast (benchmarks)."""
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
         self.final: dict[str, object] = {}
@@ -215,7 +217,7 @@ class HostileProcess:
     def __enter__(self) -> HostileProcess:
         root = Path(__file__).resolve().parent.parent
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.hostile_prometheus"],
+            [sys.executable, "-m", "tests.hostile_prometheus", *(["--fast"] if self.fast else [])],
             cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -237,14 +239,59 @@ class HostileProcess:
             process.wait()
 
 
+class _FastOk(asyncio.Protocol):
+    """The `ok` instant query at a few thousand answers a second (a Protocol, no streams): what a
+    benchmark of 5,000 targets polling every 15 s needs from its Prometheus."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._stats.connections += 1
+        self._stats.open_connections += 1
+        self._stats.max_open_connections = max(self._stats.max_open_connections, self._stats.open_connections)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stats.open_connections -= 1
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\r\n\r\n" in self._buffer:
+            head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+            target = head.split(b" ", 2)[1].decode("latin-1")
+            query = parse_qs(urlsplit(target).query)
+            at_s = float(query.get("time", [time.time()])[0])
+            body = _vector(at_s, "1")
+            self._stats.requests["ok"] = self._stats.requests.get("ok", 0) + 1
+            head_out = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            assert self._transport is not None
+            self._transport.write(head_out.encode() + body)
+
+
 async def _main() -> None:
     """Serve until stdin closes, after printing the port (a separate process for benchmarks and
-    isolation tests, so that the server's own work does not run in the scaler's event loop)."""
-    async with HostilePrometheus() as server:
-        print(server.port, flush=True)
+    isolation tests, so that the server's own work does not run in the scaler's event loop).
+    With `--fast`, only the `ok` instant query, fast."""
+    if "--fast" in sys.argv:
+        stats = Stats()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _FastOk(stats), "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+        server.close()
+        print(json.dumps(stats.__dict__), flush=True)
+        return
+    async with HostilePrometheus() as hostile:
+        print(hostile.port, flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
-        print(json.dumps(server.stats.__dict__), flush=True)
+        print(json.dumps(hostile.stats.__dict__), flush=True)
 
 
 if __name__ == "__main__":
