@@ -169,7 +169,7 @@ def losses(runs: list[Run], startups: list[float], budgets: list[float]) -> list
                         if other is not None and other > 0:
                             pairs.append(float(h["predictive"] or 0.0) / other)
                     if pairs and len(pairs) == len(hours) and statistics.median(pairs) > 1.0:
-                        worse[rival].append(f"{trace}@{day:g} ({statistics.median(pairs):.2f}x)")
+                        worse[rival].append(f"{trace}@{day:g} ({statistics.median(pairs):.3f}x)")
             label = f"{startup:g} s start-up, budget {share * 100:g} %"
             for rival in rivals:
                 if worse[rival]:

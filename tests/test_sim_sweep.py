@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from scaler.sim import SweepPoint, frontier, gpu_hours_at_budget
+from scaler.sim.plot import frontier_figure
 from scaler.sim.sweep import budget_minutes_per_day
 
 # (value, GPU-hours, SLO minutes) over one simulated day; the 12 h point is dominated by the 10 h one.
@@ -55,3 +58,15 @@ def test_a_budget_never_met_or_a_single_point_has_no_reading() -> None:
     assert gpu_hours_at_budget(short[:1], 100.0, days=1.0) is None  # the only value: no range
     with pytest.raises(ValueError, match="days"):
         gpu_hours_at_budget(short, 1.0, days=0.0)
+
+
+def test_the_frontier_figure_has_a_title_units_and_a_legend(tmp_path: Path) -> None:
+    lines = {"predictive|a": [(1.02, 5.0), (1.05, 0.0)], "reactive|a": [(1.0, 40.0), (1.1, 0.0)]}
+    figure = frontier_figure("diurnal test windows", lines, {"clairvoyant": 1.0}, [1.44, 14.4])
+    ax = figure.axes[0]
+    assert figure.get_suptitle() == "diurnal test windows"
+    assert "clairvoyant" in ax.get_xlabel() and "minutes per simulated day" in ax.get_ylabel()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[:2] == ["predictive", "reactive"] and "clairvoyant (floor, median)" in labels
+    figure.savefig(tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")

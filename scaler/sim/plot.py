@@ -189,6 +189,10 @@ def frontier_figure(
         labelled.add(name)
     for name, relative in floors.items():
         ax.axvline(relative, color=COLOURS.get(name), ls="--", lw=1.0, label=f"{name} (floor, median)")
+    # Show where the budgets are read: points up to ten times the largest budget.
+    near = [x for points in frontiers.values() for x, y in points if y <= 10 * max(budgets, default=1.0)]
+    if near:
+        ax.set_xlim(min(0.95, min(near)), max(near) * 1.02)
     for budget in budgets:
         ax.axhline(budget, color="black", ls=":", lw=0.8)
     ax.set_yscale("symlog", linthresh=1.0)
