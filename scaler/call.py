@@ -173,7 +173,11 @@ async def _run(args: argparse.Namespace) -> int:
     metadata = metadata_from(args.metadata, args.metadata_json, args.sets)
     ref = pb.ScaledObjectRef(name=args.name, namespace=args.namespace, scalerMetadata=metadata)
     if args.ca is not None:
-        channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(args.ca.read_bytes()))
+        try:
+            ca = args.ca.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--ca {args.ca}: cannot read it: {exc.strerror or exc}") from None
+        channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(ca))
     else:
         channel = grpc.aio.insecure_channel(args.address)
     methods = METHODS if args.method == "all" else (args.method,)

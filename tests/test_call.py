@@ -84,6 +84,11 @@ def test_metadata_json_from_a_file(tmp_path: Path) -> None:
         pytest.param(
             ["--metadata-json", "@/nonexistent/m.json"], "cannot read /nonexistent/m.json", id="no-file"
         ),
+        pytest.param(
+            ["--ca", "/nonexistent/ca.pem"],
+            "prescaler call: --ca /nonexistent/ca.pem: cannot read it: No such file or directory",
+            id="ca-missing",
+        ),
     ],
 )
 def test_bad_metadata_is_one_line_naming_the_flag(
