@@ -21,6 +21,7 @@ from scaler.errors import (
     SourceUnreachable,
 )
 from scaler.settings import Settings
+from scaler.sources.lean_transport import LeanTransport
 from scaler.sources.prometheus import PrometheusSource
 from scaler.trigger import TriggerConfig
 from tests.prometheus_server import MULTI_VALUES, LoadedPrometheus, free_port
@@ -42,7 +43,9 @@ async def opened(
 ) -> AsyncIterator[PrometheusSource]:
     """A source on the test server whose clock stands at `at_s` (default: the trace's last sample)."""
     config = trigger(prom.url, query, **overrides)
-    client = httpx.AsyncClient(timeout=config.timeout_s, follow_redirects=False)
+    # The production transport, so every test here also checks it against a real Prometheus (keep-alive,
+    # gzip, chunked range answers of 10,000 points).
+    client = httpx.AsyncClient(timeout=config.timeout_s, follow_redirects=False, transport=LeanTransport())
     now_s = prom.end_s if at_s is None else at_s
     source = PrometheusSource(config, client=client, clock=lambda: now_s)
     try:

@@ -4,7 +4,8 @@ One `httpx.AsyncClient` per (origin, TLS verification, credentials entry), with 
 and one gate (a semaphore) per origin that every client of that origin passes through: however many
 ScaledObjects point at one Prometheus, the scaler holds at most `max_connections` requests (and
 connections) to it. A client per target cost ~900 KB and a TCP connection each (an SSL context
-alone loads the CA bundle), and 5,000 of them flooded the server.
+alone loads the CA bundle), and 5,000 of them flooded the server. Under each client is a
+`LeanTransport`: httpx's own costs 0.65 ms of CPU a request, which 5,000 targets cannot afford.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import httpx
 
 from scaler.errors import SourceError
+from scaler.sources.lean_transport import LeanTransport
 
 _CLIENT_TIMEOUT_S = 60.0
 """The clients' own timeouts, a backstop only: each request runs under its trigger's total deadline."""
@@ -57,12 +59,14 @@ class HttpClients:
             limits = httpx.Limits(
                 max_connections=self.max_connections, max_keepalive_connections=self.max_connections
             )
+            verify = self._verify(key)
+            transport = self._transport or LeanTransport(verify=verify, max_idle=self.max_connections)
             client = httpx.AsyncClient(
-                verify=self._verify(key),
+                verify=verify,
                 follow_redirects=False,
                 limits=limits,
                 timeout=_CLIENT_TIMEOUT_S,
-                transport=self._transport,
+                transport=transport,
             )
             self._clients[key] = client
         return client
