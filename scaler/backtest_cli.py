@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -74,6 +75,17 @@ def _duration(flag: str, text: str) -> float:
         return parse_duration_s(text)
     except ValueError as exc:
         raise UsageError(f"{flag} `{text}`: {exc}") from None
+
+
+def _output(flag: str, path: Path) -> None:
+    """Refuse an output path before the backtest runs (minutes), not when its result is written."""
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; expected a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
 
 
 def horizon_steps(horizon_s: float, step_s: float) -> tuple[int, str]:
@@ -240,6 +252,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             raise UsageError(f"--seasonality {args.seasonality}: expected daily,weekly, daily or none")
         if args.origins < 1:
             raise UsageError(f"--origins {args.origins}: expected at least 1")
+        _output("--json", args.json)
+        if args.plot is not None:
+            _output("--plot", args.plot)
         trace = load_trace(args.trace)
         if given_step_s is not None and given_step_s < trace.step_s * 0.99:
             raise UsageError(

@@ -74,6 +74,32 @@ def test_backtest_horizon_in_words_names_the_flag_and_value(tmp_path: Path) -> N
     ]
 
 
+@pytest.mark.parametrize(
+    ("flag", "where", "problem"),
+    [
+        pytest.param(
+            "--json", "missing/x.json", "the folder {tmp}/missing does not exist", id="json-no-folder"
+        ),
+        pytest.param(
+            "--plot", "missing/x.png", "the folder {tmp}/missing does not exist", id="plot-no-folder"
+        ),
+        pytest.param("--json", ".", "is a folder; expected a file name", id="json-is-a-folder"),
+    ],
+)
+def test_backtest_output_paths_are_refused_before_the_backtest_runs(
+    flag: str, where: str, problem: str, tmp_path: Path
+) -> None:
+    outputs = {"--json": str(tmp_path / "x.json"), "--plot": str(tmp_path / "x.png")}
+    outputs[flag] = str(tmp_path / where)
+    trace = BUNDLED_TRACES / "nyc_taxi_10d.csv"
+    done = _prescaler("backtest", "--trace", str(trace), *(w for f, p in outputs.items() for w in (f, p)))
+    assert done.returncode == 2
+    # One line, before any origin is scored (no progress bar, no file written).
+    shown = str(tmp_path / where) if where != "." else str(tmp_path)
+    assert done.stderr.splitlines() == [f"prescaler backtest: {flag} {shown}: {problem.format(tmp=tmp_path)}"]
+    assert not (tmp_path / "x.json").exists()
+
+
 def _banner(replay_dir: Path, capsys: pytest.CaptureFixture[str], http: int = 8080) -> str:
     _announce(Settings(host="0.0.0.0", replay_dir=replay_dir))(Ports(9090, http))
     return capsys.readouterr().out
