@@ -73,6 +73,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--no-targets", action="store_true", help="do not fetch the /targets view")
     parser.add_argument("--ca", type=Path, help="PEM CA to verify a TLS server with")
+    parser.add_argument(
+        "--cert", type=Path, help="PEM client certificate, for a mutual TLS server (KEDA's tlsClientCert)"
+    )
+    parser.add_argument("--key", type=Path, help="PEM private key of --cert (KEDA's tlsClientKey)")
+    parser.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="name to verify the server's certificate for, when --address is not one of its names "
+        "(e.g. prescaler.keda.svc.cluster.local through kubectl port-forward)",
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up")
     parser.set_defaults(func=run)
 
@@ -169,17 +179,37 @@ async def targets_view(address: str, namespace: str, name: str, timeout_s: float
     return f"why ({url}):\n" + json.dumps(entries, indent=2)
 
 
+def _pem(flag: str, path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """Plaintext, TLS (`--ca`) or mutual TLS (`--cert`/`--key` too), as the flags ask."""
+    if (args.cert is None) != (args.key is None):
+        raise UsageError("--cert and --key go together (the client certificate and its private key)")
+    tls = args.ca is not None or args.cert is not None
+    if not tls:
+        if args.server_name is not None:
+            raise UsageError(f"--server-name {args.server_name}: needs a TLS server (--ca, --cert/--key)")
+        return grpc.aio.insecure_channel(args.address)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_pem("--ca", args.ca),
+        private_key=_pem("--key", args.key),
+        certificate_chain=_pem("--cert", args.cert),
+    )
+    options = [] if args.server_name is None else [("grpc.ssl_target_name_override", args.server_name)]
+    return grpc.aio.secure_channel(args.address, credentials, options=options)
+
+
 async def _run(args: argparse.Namespace) -> int:
     metadata = metadata_from(args.metadata, args.metadata_json, args.sets)
     ref = pb.ScaledObjectRef(name=args.name, namespace=args.namespace, scalerMetadata=metadata)
-    if args.ca is not None:
-        try:
-            ca = args.ca.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"--ca {args.ca}: cannot read it: {exc.strerror or exc}") from None
-        channel = grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(ca))
-    else:
-        channel = grpc.aio.insecure_channel(args.address)
+    channel = _channel(args)
     methods = METHODS if args.method == "all" else (args.method,)
     code = 0
     async with channel:

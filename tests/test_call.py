@@ -211,3 +211,62 @@ async def test_targets_filters_by_namespace_and_name_and_is_bounded() -> None:
         assert (await _targets(running, "?name=nobody"))["targets"] == []
         capped = running.app.registry.describe(limit=2)
         assert capped["matched"] == 3 and capped["shown"] == 2 and len(capped["targets"]) == 2  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def mtls_files(tmp_path: Path) -> dict[str, Path]:
+    """A server certificate for the in-cluster name only (as the mtls overlay's), and a client one."""
+    import trustme
+
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    server = server_ca.issue_cert("prescaler.keda.svc.cluster.local")
+    client = client_ca.issue_cert("keda-operator")
+    blobs = {
+        "cert": server.cert_chain_pems[0].bytes(),
+        "key": server.private_key_pem.bytes(),
+        "client_ca": client_ca.cert_pem.bytes(),
+        "ca": server_ca.cert_pem.bytes(),
+        "client_cert": client.cert_chain_pems[0].bytes(),
+        "client_key": client.private_key_pem.bytes(),
+    }
+    for name, blob in blobs.items():
+        (tmp_path / f"{name}.pem").write_bytes(blob)
+    return {name: tmp_path / f"{name}.pem" for name in blobs}
+
+
+async def test_call_reaches_a_mutual_tls_scaler_through_a_forwarded_port(
+    mtls_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_app(
+        tls_cert=mtls_files["cert"], tls_key=mtls_files["key"], tls_client_ca=mtls_files["client_ca"]
+    ) as running:
+        running.sources.get("load").answer = 3.0
+        tls = ["--ca", str(mtls_files["ca"]), "--server-name", "prescaler.keda.svc.cluster.local"]
+        client = ["--cert", str(mtls_files["client_cert"]), "--key", str(mtls_files["client_key"])]
+        answered = await _call(running, "IsActive", "--metadata-json", json.dumps(metadata()), *tls, *client)
+        first = capsys.readouterr().out
+        refused = await _call(running, "IsActive", "--metadata-json", json.dumps(metadata()), *tls)
+        second = capsys.readouterr().out
+    assert answered == 0 and 'IsActive: {"result": true}' in first
+    # Without the client certificate the server refuses the handshake.
+    assert refused == 1 and "IsActive: UNAVAILABLE" in second
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--cert", "c.pem"], "--cert and --key go together", id="cert-without-key"),
+        pytest.param(["--server-name", "x"], "--server-name x: needs a TLS server", id="name-without-tls"),
+        pytest.param(
+            ["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"],
+            "--key /nonexistent/k.pem: cannot read it",
+            id="key-missing",
+        ),
+    ],
+)
+def test_bad_tls_flags_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["call", "IsActive", "--address", "127.0.0.1:1", "--no-targets", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
