@@ -216,7 +216,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(words).parse_args(words)
-    if args.command != "serve":
-        configure_logging("plain", "INFO")
-    return int(args.func(args, os.environ if environ is None else environ))
+    try:
+        args = build_parser(words).parse_args(words)
+        if args.command != "serve":
+            configure_logging("plain", "INFO")
+        code = int(args.func(args, os.environ if environ is None else environ))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`prescaler call all | head -3`): stop quietly, as other command-line
+        # tools do, and keep the interpreter's own flush at exit from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code

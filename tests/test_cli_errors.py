@@ -3,6 +3,7 @@ the user runs it, in a process of its own."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -98,6 +99,23 @@ def test_backtest_output_paths_are_refused_before_the_backtest_runs(
     shown = str(tmp_path / where) if where != "." else str(tmp_path)
     assert done.stderr.splitlines() == [f"prescaler backtest: {flag} {shown}: {problem.format(tmp=tmp_path)}"]
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    # `prescaler call all | head -3`: the pipe's reader is gone before the answer is printed.
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed_pipe:
+        done = subprocess.run(
+            [sys.executable, "-m", "scaler", "call", "IsActive", "--address", "127.0.0.1:1"],
+            stdout=closed_pipe,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
 
 
 def _banner(replay_dir: Path, capsys: pytest.CaptureFixture[str], http: int = 8080) -> str:
