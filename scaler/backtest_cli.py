@@ -234,7 +234,7 @@ def plot(path: Path, series: Series, paths: list[ScoredPath], document: Mapping[
     axes.set_title(title, fontsize=10)
     axes.set_xlabel("hours before the end of the trace (grey lines: forecast origins)")
     axes.set_ylabel("load (the trace's units)")
-    axes.legend(loc="upper left", fontsize=8)
+    axes.legend(loc="best", fontsize=8, framealpha=0.9)  # where it hides the least of the trace
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
