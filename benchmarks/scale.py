@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import platform
 import random
@@ -70,6 +71,18 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of process `pid` so far (/proc/PID/stat, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's threads have waited for a CPU while runnable (/proc/PID/task/*/schedstat):
+    on a shared machine, the part of a latency that is not the process's own doing."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def server_buckets(http_port: int) -> dict[float, float]:
@@ -233,19 +246,25 @@ async def run(options: Options) -> list[str]:
                 after = rss_kb(server.pid)
                 print(f"KEDA's pace for {options.duration_s:.0f} s", flush=True)
                 cpu_before, wall_before = cpu_s(server.pid), time.perf_counter()
+                waited_before = runqueue_wait_s(server.pid)
                 buckets_before = await asyncio.to_thread(server_buckets, http_port)
                 # The load generator's own collector would add its pauses to what it measures.
                 gc.collect()
                 gc.freeze()
                 gc.disable()
+                prober = start_probe(port, address, options.duration_s - 5)
                 try:
                     latencies, errors, calls, held = await paced(
                         stub, refs, options.duration_s, prometheus.port
                     )
                 finally:
                     gc.enable()
+                probed, _ = await asyncio.to_thread(prober.communicate, None, 60)
+                probe_ms = json.loads(probed.strip().splitlines()[-1])
                 server_p99 = bucket_p99_ms(buckets_before, await asyncio.to_thread(server_buckets, http_port))
-                busy = (cpu_s(server.pid) - cpu_before) / (time.perf_counter() - wall_before)
+                wall = time.perf_counter() - wall_before
+                busy = (cpu_s(server.pid) - cpu_before) / wall
+                waited = (runqueue_wait_s(server.pid) - waited_before) / wall
                 rss_paced = rss_kb(server.pid)
                 print(
                     f"saturated, {options.concurrency} in flight, for {options.saturate_s:.0f} s", flush=True
@@ -267,7 +286,9 @@ async def run(options: Options) -> list[str]:
         f"| requests Prometheus received | {prometheus.final.get('requests', {})} |",
         f"| KEDA's pace: calls, errors | {calls:,}, {errors} |",
         f"| server CPU at KEDA's pace (polling Prometheus and answering) | {busy:.0%} of one core |",
+        f"| server time runnable but waiting for a CPU meanwhile (other processes' load) | {waited:.0%} of the wall time |",
         f"| GetMetrics p50 / p99 at KEDA's pace, {options.targets:,} targets | {np.percentile(np.asarray(latencies) * 1000, 50):.2f} / {p99:.2f} ms |",
+        f"| GetMetrics p50 / p99 seen by a separate light client (20/s) meanwhile | {np.percentile(probe_ms, 50):.2f} / {np.percentile(probe_ms, 99):.2f} ms |",
         f"| GetMetrics p99 as the server measures it (its histogram's bucket) | at most {server_p99:g} ms |",
         f"| GetMetrics p99, 1 target at the same call rate (same run) | {p99_ms(base):.2f} ms |",
         f"| ratio of the two p99s | {p99 / p99_ms(base):.2f}x |",
@@ -306,6 +327,32 @@ async def saturated_at(
     return latencies, rate
 
 
+async def probe(port: int, address: str, seconds: float, rate: float) -> None:
+    """A light client of its own (another process, like KEDA): GetMetrics on 10 of the targets at
+    `rate` per second, one at a time; prints its latencies, in ms, as one line of JSON."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.ExternalScalerStub(channel)
+        targets = [ref(address, n) for n in range(10)]
+        latencies = []
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=targets[n % 10]), timeout=3.0)
+            latencies.append((time.perf_counter() - started) * 1000)
+            n += 1
+            await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
+    print(json.dumps(latencies))
+
+
+def start_probe(port: int, address: str, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--probe", str(port), address, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=5000)
@@ -313,7 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--saturate-s", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="write the markdown section here")
+    parser.add_argument("--probe", nargs=3, metavar=("PORT", "ADDRESS", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.probe:
+        asyncio.run(probe(int(args.probe[0]), args.probe[1], float(args.probe[2]), rate=20.0))
+        return 0
     options = Options(args.targets, args.duration_s, args.saturate_s, args.concurrency)
     lines = asyncio.run(run(options))
     about = (
