@@ -6,6 +6,7 @@ config."""
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -186,6 +187,24 @@ def test_the_locustfile_refuses_a_bad_trace_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
         f"locustfile: --trace {trace}: line 3: timestamp 'yesterday' is neither unix seconds nor ISO 8601"
+    )
+
+
+def test_a_locustfile_copied_out_of_the_checkout_names_the_trace_it_missed(tmp_path: Path) -> None:
+    copied = tmp_path / "locustfile.py"
+    shutil.copy(LOCUSTFILE, copied)
+    done = subprocess.run(
+        [str(LOCUST), "-f", str(copied), "--headless", "--host", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    missed = copied.resolve().parents[2] / "scaler" / "traces" / "nyc_taxi_10d.csv"
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"locustfile: --trace {missed}: cannot read it: No such file or directory"
     )
 
 

@@ -29,7 +29,13 @@ from typing import Any
 from locust import FastHttpUser, LoadTestShape, constant_pacing, events, task
 
 DAY_S = 86400.0
-BUNDLED_TRACE = Path(__file__).resolve().parents[2] / "scaler" / "traces" / "nyc_taxi_10d.csv"
+_HERE = Path(__file__).resolve()
+BUNDLED_TRACE = (
+    _HERE.parents[2] / "scaler" / "traces" / "nyc_taxi_10d.csv"
+    if len(_HERE.parents) > 2
+    else _HERE.with_name("nyc_taxi_10d.csv")  # copied to the top of a file system: /locustfile.py
+)
+"""The default `--trace`: the bundled one when this file is in a checkout (deploy/loadtest/)."""
 TICK_S = 1.0
 """How often Locust asks the shape for a user count (its own shape loop sleeps one second)."""
 
