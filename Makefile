@@ -73,5 +73,5 @@ test: install system-deps ## run the test suite (a real Prometheus is started by
 check: proto-check lint typecheck test ## everything CI runs
 
 .PHONY: bench
-bench: install ## run the benchmarks (writes nothing; see benchmarks/README.md for each)
+bench: install ## run the gRPC load benchmark (writes nothing); every benchmark and its reproduce steps: benchmarks/README.md
 	$(BIN)/python benchmarks/grpc_load.py
