@@ -30,6 +30,10 @@ from scaler.sim.cluster import ClusterConfig
 from scaler.sim.demand import rates_per_tick, rescale_to_peak, sample_arrivals
 from scaler.sim.interface import Answer, Metric, PipelineConfig, Policy, PolicyFactory, Scenario, Signals
 from scaler.sim.outcomes import MinuteSeries, Outcome, TickSeries
+
+# The submodule `baselines` is loaded first, so that the function `baselines` bound next keeps the
+# name: a submodule loaded later would replace the package's attribute with itself.
+from scaler.sim import baselines as _baselines_module  # noqa: F401  # isort: skip
 from scaler.sim.policies import Oracle, Reactive, baselines, fixed_buffer, oracle, reactive
 from scaler.sim.run import prepare, run_policy, simulate
 from scaler.sim.sweep import SweepPoint, frontier, gpu_hours_at_budget
