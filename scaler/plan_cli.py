@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 DAY_S = 86_400.0
 HOUR_S = 3600.0
-PROMETHEUS_TIMEOUT_S = 60.0
 DEFAULT_QUANTILE = 0.95
 """`PlanOptions.quantile`'s default, kept here so that `--help` imports nothing heavy (a test checks both agree)."""
 _GROWTH = re.compile(r"^\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*%\s*/\s*(day|week|month|year)\s*$")
@@ -203,9 +202,7 @@ def prometheus_trace(url: str, query: str, *, since_s: float, now_s: float) -> T
     """The hourly-or-finer history of `query` from Prometheus (5-minute steps, for intra-hour peaks)."""
     import asyncio
 
-    import httpx
-
-    from scaler.sources.prometheus import PrometheusSource
+    from scaler.sources.prometheus import read_history
     from scaler.traces import Trace
     from scaler.trigger import parse_trigger
 
@@ -217,11 +214,7 @@ def prometheus_trace(url: str, query: str, *, since_s: float, now_s: float) -> T
     # On a grid of whole steps, so that runs minutes apart read the same points.
     end_s = math.floor(now_s / step_s) * step_s
 
-    async def read() -> Any:
-        async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_S, follow_redirects=False) as client:
-            return await PrometheusSource(config, client=client).history(end_s - since_s, end_s, step_s)
-
-    series = asyncio.run(read())
+    series = asyncio.run(read_history(config, end_s - since_s, end_s, step_s))
     return Trace(f"prometheus `{query}`", series.at_s - step_s, series.values, step_s)
 
 

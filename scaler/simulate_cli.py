@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from forecasting.base import DAY_S
 from scaler.errors import ConfigError, QueryShapeError, SourceError
 from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRules
@@ -45,12 +43,10 @@ from scaler.sim.compare import (
 )
 from scaler.sim.plot import comparison_figure
 from scaler.sim.predictive import PredictiveSettings
-from scaler.sources.prometheus import PrometheusSource
+from scaler.sources.prometheus import read_history
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import parse_trigger
 from scaler.units import parse_duration_s
-
-PROMETHEUS_TIMEOUT_S = 60.0
 
 
 async def prometheus_trace(url: str, query: str, *, since_s: float, step_s: float, now_s: float) -> Trace:
@@ -59,8 +55,7 @@ async def prometheus_trace(url: str, query: str, *, since_s: float, step_s: floa
     config = parse_trigger(
         {"serverAddress": url, "query": query, "threshold": "1", "step": "1h", "timeout": "1m"}
     )
-    async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT_S, follow_redirects=False) as client:
-        series = await PrometheusSource(config, client=client).history(now_s - since_s, now_s, step_s)
+    series = await read_history(config, now_s - since_s, now_s, step_s)
     return Trace(f"prometheus `{query}`", series.at_s - step_s, series.values, step_s)
 
 

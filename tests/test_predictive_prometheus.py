@@ -19,6 +19,7 @@ from scaler.policy import Decision
 from scaler.refresher import Refresher, TargetKey
 from scaler.registry import open_sources
 from scaler.settings import Settings
+from scaler.sources.lean_transport import LeanTransport
 from scaler.sources.prometheus import PrometheusSource
 from scaler.telemetry import Telemetry
 from scaler.traces import load_trace
@@ -57,13 +58,15 @@ def taxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Taxi]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        yield http
+async def client() -> AsyncIterator[httpx.AsyncBaseTransport]:
+    """The production transport, shared by the test's sources as the scaler's are."""
+    transport = LeanTransport()
+    yield transport
+    await transport.aclose()
 
 
 def _refresher(
-    taxi: Taxi, http: httpx.AsyncClient, clock: FakeClock, mode: str, **extra: str
+    taxi: Taxi, http: httpx.AsyncBaseTransport, clock: FakeClock, mode: str, **extra: str
 ) -> tuple[Refresher, CollectorRegistry]:
     config = parse_trigger(
         {
@@ -80,7 +83,7 @@ def _refresher(
     )
     registry = CollectorRegistry()
     source, _, replicas_source = open_sources(
-        config, Settings(), lambda c, _s, _ns: PrometheusSource(c, client=http, clock=clock)
+        config, Settings(), lambda c, _s, _ns: PrometheusSource(c, transport=http, clock=clock)
     )
     pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
     refresher = Refresher(
@@ -104,7 +107,7 @@ def _onset(times: np.ndarray, series: np.ndarray, observed: np.ndarray) -> float
 
 
 async def test_predictive_value_rises_ahead_of_the_morning_ramp(
-    taxi: Taxi, client: httpx.AsyncClient
+    taxi: Taxi, client: httpx.AsyncBaseTransport
 ) -> None:
     clock = FakeClock()
     refresher, registry = _refresher(taxi, client, clock, "predictive")
@@ -119,7 +122,9 @@ async def test_predictive_value_rises_ahead_of_the_morning_ramp(
     assert registry.get_sample_value("prescaler_refits_total", {"outcome": "ok"}) == 2  # at 01:00 and 07:00
 
 
-async def test_shadow_equals_reactive_and_exports_the_forecast(taxi: Taxi, client: httpx.AsyncClient) -> None:
+async def test_shadow_equals_reactive_and_exports_the_forecast(
+    taxi: Taxi, client: httpx.AsyncBaseTransport
+) -> None:
     clock = FakeClock()
     refresher, registry = _refresher(taxi, client, clock, "shadow")
     seen = await walk(refresher, clock, taxi.start_s + 8 * 86400 + 3600, 48)
@@ -146,7 +151,7 @@ async def _decisions(refresher: Refresher, clock: FakeClock, start_s: float, ste
 
 
 async def test_values_within_the_hpas_tolerance_are_raised_past_it(
-    taxi: Taxi, client: httpx.AsyncClient
+    taxi: Taxi, client: httpx.AsyncBaseTransport
 ) -> None:
     clock = FakeClock()
     refresher, _ = _refresher(taxi, client, clock, "predictive", replicasQuery=REPLICAS)
@@ -164,7 +169,7 @@ async def test_values_within_the_hpas_tolerance_are_raised_past_it(
 
 
 async def test_unreadable_replicas_leave_the_value_unraised_and_are_logged(
-    taxi: Taxi, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    taxi: Taxi, client: httpx.AsyncBaseTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock()
     several = 'last_over_time({__name__=~"prescaler_test_taxi|kube_deployment_status_replicas"}[30m])'
@@ -184,7 +189,7 @@ async def test_unreadable_replicas_leave_the_value_unraised_and_are_logged(
 
 
 async def test_an_empty_replicas_result_is_unknown_not_zero_replicas(
-    taxi: Taxi, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    taxi: Taxi, client: httpx.AsyncBaseTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock()
     mistyped = 'kube_deployment_status_replicas{deployment="taxy"}'  # matches nothing

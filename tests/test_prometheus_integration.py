@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -44,15 +43,15 @@ async def opened(
     """A source on the test server whose clock stands at `at_s` (default: the trace's last sample)."""
     config = trigger(prom.url, query, **overrides)
     # The production transport, so every test here also checks it against a real Prometheus (keep-alive,
-    # gzip, chunked range answers of 10,000 points).
-    client = httpx.AsyncClient(timeout=config.timeout_s, follow_redirects=False, transport=LeanTransport())
+    # chunked range answers of 10,000 points).
+    transport = LeanTransport()
     now_s = prom.end_s if at_s is None else at_s
-    source = PrometheusSource(config, client=client, clock=lambda: now_s)
+    source = PrometheusSource(config, transport=transport, clock=lambda: now_s)
     try:
         yield source
     finally:
         await source.aclose()
-        await client.aclose()
+        await transport.aclose()
 
 
 def expected_at(prom: LoadedPrometheus, grid_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -70,7 +70,6 @@ class MakeSource(Protocol):
         answer: Answer,
         *,
         credentials: PrometheusCredentials | None = None,
-        follow_redirects: bool = False,
         **overrides: Any,
     ) -> tuple[PrometheusSource, Recorder]: ...
 
@@ -84,13 +83,14 @@ async def make_source() -> AsyncIterator[MakeSource]:
         answer: Answer,
         *,
         credentials: PrometheusCredentials | None = None,
-        follow_redirects: bool = False,
         **overrides: Any,
     ) -> tuple[PrometheusSource, Recorder]:
         recorder = Recorder(answer)
-        client = httpx.AsyncClient(transport=httpx.MockTransport(recorder), follow_redirects=follow_redirects)
         source = PrometheusSource(
-            trigger(**overrides), client=client, credentials=credentials, clock=lambda: NOW_S
+            trigger(**overrides),
+            transport=httpx.MockTransport(recorder),
+            credentials=credentials,
+            clock=lambda: NOW_S,
         )
         sources.append(source)
         return source, recorder
@@ -349,13 +349,12 @@ async def test_unreadable_secret_names_the_file(make_source: MakeSource, tmp_pat
 
 
 async def test_credentials_of_another_origin_are_refused() -> None:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(reply(vector("1")))) as client:
-        with pytest.raises(ValueError, match=r"credentials for http://other\.test:9090 cannot be used"):
-            PrometheusSource(
-                trigger(),
-                client=client,
-                credentials=PrometheusCredentials("http://other.test:9090", bearer_token_file=Path("t")),
-            )
+    with pytest.raises(ValueError, match=r"credentials for http://other\.test:9090 cannot be used"):
+        PrometheusSource(
+            trigger(),
+            transport=httpx.MockTransport(reply(vector("1"))),
+            credentials=PrometheusCredentials("http://other.test:9090", bearer_token_file=Path("t")),
+        )
 
 
 def settings_with(tmp_path: Path, *server_addresses: str) -> Settings:
@@ -414,7 +413,7 @@ def redirect_to_evil(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=vector("1"))
 
 
-@pytest.mark.parametrize("build", ["from-config", "careless-client"])
+@pytest.mark.parametrize("build", ["from-config", "injected-transport"])
 async def test_redirect_is_not_followed(make_source: MakeSource, tmp_path: Path, build: str) -> None:
     if build == "from-config":
         recorder = Recorder(redirect_to_evil)
@@ -425,7 +424,7 @@ async def test_redirect_is_not_followed(make_source: MakeSource, tmp_path: Path,
         token = tmp_path / "token"
         token.write_text("secret")
         credentials = PrometheusCredentials(ADDRESS, bearer_token_file=token)
-        source, recorder = make_source(redirect_to_evil, credentials=credentials, follow_redirects=True)
+        source, recorder = make_source(redirect_to_evil, credentials=credentials)
     try:
         with pytest.raises(
             SourceResponseError, match=r"HTTP 302 Found, a redirect; redirects are not followed"
@@ -443,19 +442,25 @@ async def test_bad_ca_file_names_the_file(tmp_path: Path) -> None:
         PrometheusSource.from_config(trigger(), Settings(prometheus_credentials=path))
 
 
-async def test_aclose_leaves_a_shared_client_open_and_closes_its_own(tmp_path: Path) -> None:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(reply(vector("1"))))
-    source = PrometheusSource(trigger(), client=client)
+class Closing(httpx.MockTransport):
+    """A MockTransport that counts its aclose() calls."""
+
+    closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_aclose_leaves_a_shared_transport_open_and_closes_its_own(tmp_path: Path) -> None:
+    shared = Closing(reply(vector("1")))
+    source = PrometheusSource(trigger(), transport=shared)
     await source.aclose()
-    assert not client.is_closed  # injected: shared by other targets, closed by its owner
-    await client.aclose()
-    own = PrometheusSource.from_config(
-        trigger(), settings_with(tmp_path, ADDRESS), transport=httpx.MockTransport(reply(vector("1")))
-    )
+    assert shared.closed == 0  # injected: shared by other targets, closed by its owner
+    own_transport = Closing(reply(vector("1")))
+    own = PrometheusSource.from_config(trigger(), settings_with(tmp_path, ADDRESS), transport=own_transport)
     assert (await own.sample()).value == 1.0
     await own.aclose()
-    with pytest.raises(RuntimeError, match="client has been closed"):
-        await own.sample()
+    assert own_transport.closed == 1
 
 
 # --- history(): chunked range queries onto an exact grid ---------------------------------------

@@ -1,11 +1,14 @@
-"""HTTP clients shared by every target that reads the same server the same way.
+"""HTTP transports shared by every target that reads the same server the same way.
 
-One `httpx.AsyncClient` per (origin, TLS verification, credentials entry), with its connection pool,
-and one gate (a semaphore) per origin that every client of that origin passes through: however many
-ScaledObjects point at one Prometheus, the scaler holds at most `max_connections` requests (and
+One httpx transport per (origin, TLS verification, credentials entry), with its idle connections,
+and one gate (a semaphore) per origin that every transport of that origin passes through: however
+many ScaledObjects point at one Prometheus, the scaler holds at most `max_connections` requests (and
 connections) to it. A client per target cost ~900 KB and a TCP connection each (an SSL context
-alone loads the CA bundle), and 5,000 of them flooded the server. Under each client is a
-`LeanTransport`: httpx's own costs 0.65 ms of CPU a request, which 5,000 targets cannot afford.
+alone loads the CA bundle), and 5,000 of them flooded the server.
+
+Sources send `httpx.Request`s straight to the transport, a `LeanTransport`: httpx's client layer
+(cookies, auth flows, redirects, URL merging) and its default transport cost 0.9 ms of CPU a request
+together, the lean path 0.3 ms, and 5,000 targets make 333 requests a second.
 """
 
 from __future__ import annotations
@@ -20,9 +23,6 @@ import httpx
 from scaler.errors import SourceError
 from scaler.sources.lean_transport import LeanTransport
 
-_CLIENT_TIMEOUT_S = 60.0
-"""The clients' own timeouts, a backstop only: each request runs under its trigger's total deadline."""
-
 
 class ClientKey(NamedTuple):
     """What makes two targets' requests interchangeable on one connection."""
@@ -36,7 +36,9 @@ class ClientKey(NamedTuple):
 
 
 class HttpClients:
-    """The scaler's HTTP clients by `ClientKey`, and a gate per origin; closed once, at shutdown."""
+    """The scaler's HTTP transports by `ClientKey`, and a gate per origin; closed once, at shutdown.
+
+    `transport` replaces every transport (tests: an `httpx.MockTransport`)."""
 
     def __init__(
         self, *, max_connections: int = 8, transport: httpx.AsyncBaseTransport | None = None
@@ -45,31 +47,23 @@ class HttpClients:
             raise ValueError(f"max_connections is {max_connections}; it must be >= 1")
         self.max_connections = max_connections
         self._transport = transport
-        self._clients: dict[ClientKey, httpx.AsyncClient] = {}
+        self._transports: dict[ClientKey, httpx.AsyncBaseTransport] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._contexts: dict[str, ssl.SSLContext] = {}
 
     def __len__(self) -> int:
-        return len(self._clients)
+        return len(self._transports)
 
-    def client(self, key: ClientKey) -> httpx.AsyncClient:
-        """The client for `key`, made on first use; raises SourceError for an unusable CA file."""
-        client = self._clients.get(key)
-        if client is None:
-            limits = httpx.Limits(
-                max_connections=self.max_connections, max_keepalive_connections=self.max_connections
-            )
-            verify = self._verify(key)
-            transport = self._transport or LeanTransport(verify=verify, max_idle=self.max_connections)
-            client = httpx.AsyncClient(
-                verify=verify,
-                follow_redirects=False,
-                limits=limits,
-                timeout=_CLIENT_TIMEOUT_S,
-                transport=transport,
-            )
-            self._clients[key] = client
-        return client
+    def transport(self, key: ClientKey) -> httpx.AsyncBaseTransport:
+        """The transport for `key`, made on first use; raises SourceError for an unusable CA file."""
+        transport = self._transports.get(key)
+        if transport is None:
+            if self._transport is not None:
+                transport = self._transport
+            else:
+                transport = LeanTransport(verify=self._verify(key), max_idle=self.max_connections)
+            self._transports[key] = transport
+        return transport
 
     def gate(self, origin: str) -> asyncio.Semaphore:
         """The semaphore every request to `origin` holds while it is in flight."""
@@ -94,7 +88,7 @@ class HttpClients:
         return context
 
     async def aclose(self) -> None:
-        """Close every client and its connections."""
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        """Close every transport and its connections."""
+        transports, self._transports = {id(t): t for t in self._transports.values()}, {}
+        for transport in transports.values():
+            await transport.aclose()

@@ -10,7 +10,8 @@ Any server can answer anything, so every request is bounded: one total deadline 
 (`--prometheus-max-body`), checked as it streams in; the JSON's depth and series count
 (`scaler.sources.prometheus_answer`), decoded off the event loop when the body is large; and an
 instant sample whose timestamp is older than the max age is stale. Targets share one HTTP client per
-origin, TLS settings and credentials (`scaler.sources.http_clients`).
+origin, TLS settings and credentials (`scaler.sources.http_clients`), and send their requests straight
+to its transport: no cookies, auth flows or redirects to pay for on every poll.
 
 Credentials come from the scaler's settings (KEDA does not forward TriggerAuthentication to external
 scalers). An entry is used only by triggers whose `serverAddress` names its origin and path, of the
@@ -33,6 +34,7 @@ from typing import NamedTuple
 import httpx
 import numpy as np
 
+from scaler import __version__
 from scaler.errors import (
     NullValueError,
     QueryShapeError,
@@ -55,6 +57,7 @@ CHUNK_POINTS = 10_000
 """Points per range query of `history()`; Prometheus refuses more than 11,000 per series."""
 
 
+_HEADERS = (("Accept", "application/json"), ("User-Agent", f"prescaler/{__version__}"))
 QUERY_PATHS = ("/api/v1/query", "/api/v1/query_range")
 """The only paths requested, and so the only ones credentials are ever sent with."""
 INLINE_DECODE_BYTES = 64 * 1024
@@ -76,13 +79,13 @@ class Limits(NamedTuple):
 
 
 class PrometheusSource:
-    """Reads one trigger's query from one Prometheus server; the client is injected."""
+    """Reads one trigger's query from one Prometheus server; the HTTP transport is injected."""
 
     def __init__(
         self,
         config: TriggerConfig,
         *,
-        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         credentials: PrometheusCredentials | None = None,
         clock: Callable[[], float] = time.time,
         gate: asyncio.Semaphore | None = None,
@@ -98,7 +101,7 @@ class PrometheusSource:
                 "credentials are only ever sent to their own origin and path"
             )
         self._config = config
-        self._client = client
+        self._transport = transport
         self._credentials = credentials
         self._clock = clock
         self._gate = gate
@@ -117,11 +120,11 @@ class PrometheusSource:
         credentials: tuple[PrometheusCredentials, ...] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> PrometheusSource:
-        """The production source: the shared client for its origin, TLS settings and credentials
-        (`clients`; without it, clients of its own, closed with it), and the first credentials entry
-        that serves this address and namespace (`credentials`; default: the settings' file).
+        """The production source: the shared transport for its origin, TLS settings and credentials
+        (`clients`; without it, transports of its own, closed with it), and the first credentials
+        entry that serves this address and namespace (`credentials`; default: the settings' file).
 
-        `transport` replaces the network (tests) when the source makes its own clients.
+        `transport` replaces the network (tests) when the source makes its own.
         """
         address, _ = _address_and_query(config)
         entries = settings.credentials() if credentials is None else credentials
@@ -134,10 +137,10 @@ class PrometheusSource:
                 max_connections=settings.prometheus_max_connections, transport=transport
             )
         origin = origin_of(address)
-        client = clients.client(ClientKey(origin, _verify(config, creds), index))
+        shared = clients.transport(ClientKey(origin, _verify(config, creds), index))
         return cls(
             config,
-            client=client,
+            transport=shared,
             credentials=creds,
             gate=clients.gate(origin),
             limits=Limits.of(settings),
@@ -201,7 +204,7 @@ class PrometheusSource:
         return Series(at_s, values)
 
     async def aclose(self) -> None:
-        """Close the HTTP clients if the source made its own (shared ones close with the scaler)."""
+        """Close the transports if the source made its own (shared ones close with the scaler)."""
         if self._owned is not None:
             await self._owned.aclose()
 
@@ -244,15 +247,18 @@ class PrometheusSource:
             raise SourceResponseError(f"{self._where}: {type(exc).__name__}: {sanitized(str(exc))}") from exc
 
     async def _fetch(self, path: str, params: list[tuple[str, str]]) -> tuple[httpx.Response, bytes]:
-        request = self._client.build_request(
+        timeout_s = self._config.timeout_s
+        request = httpx.Request(
             "GET",
             self._address + path,
             params=[*params, *self._config.query_parameters],
-            headers=[*self._config.custom_headers, *await self._auth_headers(path)],
-            timeout=self._config.timeout_s,
+            headers=[*_HEADERS, *self._config.custom_headers, *await self._auth_headers(path)],
+            extensions={
+                "timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
+            },
         )
-        # Per request, whatever the client's default: credentials stay with their origin.
-        response = await self._client.send(request, stream=True, follow_redirects=False)
+        # Straight to the transport: nothing follows a redirect, so credentials stay with their origin.
+        response = await self._transport.handle_async_request(request)
         try:
             limit = self._limits.max_body_bytes
             declared = response.headers.get("content-length", "")
@@ -319,6 +325,16 @@ class PrometheusSource:
             raise SourceError(f"{self._where}: cannot read credentials file {path}: {exc}") from exc
         # Like Prometheus' own *_file settings: surrounding whitespace (a trailing newline) is not part of it.
         return text.strip()
+
+
+async def read_history(config: TriggerConfig, start_s: float, end_s: float, step_s: float) -> Series:
+    """One range read by a command-line tool (`simulate`, `plan`): a source of its own, opened for it
+    with the scaler's default settings and closed after."""
+    source = PrometheusSource.from_config(config, Settings())
+    try:
+        return await source.history(start_s, end_s, step_s)
+    finally:
+        await source.aclose()
 
 
 def _address_and_query(config: TriggerConfig) -> tuple[str, str]:
