@@ -14,6 +14,7 @@ from scaler.sim import ClusterConfig, Outcome, ScalingConfig, Scenario, prepare,
 from scaler.sim.compare import Comparison, Setup, compare
 from scaler.sim.holt_winters import HoltWintersPolicy, holt_winters
 from scaler.sim.predictive import (
+    FitCache,
     Predictive,
     PredictiveSettings,
     past_rates,
@@ -41,6 +42,8 @@ HISTORY_DAYS = 5
 # the HPA's tolerance would ignore is raised past it.
 SETTINGS = PredictiveSettings(threshold=8.0, refit_interval_s=7200.0, history_s=HISTORY_DAYS * DAY_S)
 START_S = 1_700_006_400.0  # a midnight (UTC)
+# Fits and bounds shared by every run here (keyed by the data they were made from), as a sweep does.
+FITS = FitCache()
 
 
 def diurnal(days: float, *, start_s: float = START_S) -> Trace:
@@ -63,7 +66,7 @@ def run_predictive(
     window: Trace, past: Trace | None, *, settings: PredictiveSettings = SETTINGS, poisson: bool = True
 ) -> tuple[Predictive, Outcome]:
     scenario = prepare(window, CLUSTER, ScalingConfig(), seed=3, poisson=poisson)
-    policy = predictive(past, settings)(scenario)
+    policy = predictive(past, settings, fits=FITS)(scenario)
     assert isinstance(policy, Predictive)
     return policy, run_policy(scenario, "predictive", policy)
 
@@ -86,7 +89,7 @@ def compared() -> Compared:
         threshold_shares=(),
         seed=3,
     )
-    result = compare(past, window, setup)
+    result = compare(past, window, setup, fits=FITS)
     # The policy itself, once more on the same demand, to read its decisions.
     policy, outcome = run_predictive(window, past)
     assert outcome.gpu_hours == result.outcomes["predictive"].gpu_hours

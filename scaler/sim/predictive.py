@@ -34,6 +34,7 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.history import History
 from scaler.leadtime import (
+    FINE_WINDOW_S,
     RETRY_S,
     SAMPLES_SPAN_S,
     LeadBound,
@@ -120,8 +121,9 @@ FitKey = tuple[object, ...]
 class FitCache:
     """Fitted forecasters shared by runs on the same demand (a knob sweep): the arrival rate a policy
     sees does not depend on its scaling (dropped requests count too), and a fit does not depend on
-    the quantile, so a refit on the same coarse history is taken from here. The adaptive shift,
-    which depends on the quantile, is still computed by each run."""
+    the quantile, so a refit on the same coarse history is taken from here, and a lead-time bound
+    on the same fit, time, quantile and recent samples too. Keys are made from the data, so one
+    cache may serve runs on different demands."""
 
     def __init__(self) -> None:
         self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
@@ -266,7 +268,9 @@ class Predictive:
         if cache is None or fit is None:
             lead = history_bound(self._forecaster, self._rates, self.config)
         else:
-            key = (fit, now_s, self.config.quantile)
+            # The fine samples the bound is updated with identify the demand since the fit.
+            _, fine = self._rates.window(max(2, round(FINE_WINDOW_S / self.config.step_s)))
+            key = (fit, now_s, self.config.quantile, float(np.nansum(fine)))
             found = cache.bounds.get(key)
             if found is None:
                 found = cache.bounds[key] = history_bound(self._forecaster, self._rates, self.config)
