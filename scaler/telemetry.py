@@ -102,6 +102,13 @@ class Telemetry:
         self.evictions = Counter(
             "prescaler_target_evictions_total", "Targets dropped after being idle.", registry=registry
         )
+        self.loop_lag = Histogram(
+            "prescaler_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 100 ms: what every RPC waits before its "
+            "handler starts when the loop is busy or the process is short of CPU.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
 
     def forget_target(self, namespace: str, name: str, metric: str) -> None:
         """Remove an evicted target's series so that /metrics does not show a stale value."""

@@ -292,3 +292,15 @@ async def test_a_metrics_scrape_of_many_targets_does_not_stall_the_answers() -> 
     # none waiting for the whole scrape).
     assert len(latencies) >= 3
     assert max(latencies) < took / 2, (max(latencies), took)
+
+
+async def test_the_event_loops_lag_is_measured() -> None:
+    async with running_app() as run:
+        await asyncio.sleep(0.35)
+        quiet = run.sample("prescaler_event_loop_lag_seconds_count")
+        time.sleep(0.3)  # a stall of the loop, as a blocking call would cause  # noqa: ASYNC251
+        await asyncio.sleep(0.25)
+        slow = run.sample("prescaler_event_loop_lag_seconds_bucket", {"le": "0.1"})
+        total = run.sample("prescaler_event_loop_lag_seconds_count")
+    assert quiet is not None and quiet >= 2
+    assert total is not None and slow is not None and total - slow >= 1  # one tick was late by > 0.1 s

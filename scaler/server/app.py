@@ -86,6 +86,17 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+LOOP_TICK_S = 0.1
+
+
+async def watch_loop(telemetry: Telemetry, tick_s: float = LOOP_TICK_S) -> None:
+    """Measure, every `tick_s`, how late the event loop runs a due timer (`prescaler_event_loop_lag_seconds`)."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(tick_s)
+        telemetry.loop_lag.observe(max(0.0, time.perf_counter() - started - tick_s))
+
+
 class App:
     """One prescaler server; `start()` then `stop()`, or `serve()` until SIGTERM/SIGINT."""
 
@@ -111,6 +122,7 @@ class App:
         self._http = HttpServer(self.metrics, healthy=lambda: self._serving, targets=self.registry.describe)
         self._server: grpc.aio.Server | None = None
         self._evictions: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> Ports:
         """Bind both ports and start serving; returns the bound ports."""
@@ -149,6 +161,7 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
         self._evictions = asyncio.create_task(self.registry.run_evictions(), name="evictions")
+        self._watch = asyncio.create_task(watch_loop(self.telemetry), name="loop lag")
         return Ports(grpc_port, http_port)
 
     async def stop(self) -> None:
@@ -164,6 +177,8 @@ class App:
         self.service.stop_streams()
         if self._server is not None:
             await self._server.stop(self.settings.grace_s)
+        if self._watch is not None:
+            self._watch.cancel()
         if self._evictions is not None:
             self._evictions.cancel()
             with contextlib.suppress(asyncio.CancelledError):
