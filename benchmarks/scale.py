@@ -50,6 +50,8 @@ P99_LIMIT_MS = 10.0
 RSS_LIMIT_KB = 150.0
 MAX_CONNECTIONS = 8  # the server's --prometheus-max-connections, checked below
 GET_METRICS_EVERY_S = 15.0
+STEP = "15s"
+"""Each target's `step`: how often it polls Prometheus (`--step`)."""
 IS_ACTIVE_EVERY_S = 30.0
 
 
@@ -121,6 +123,7 @@ def ref(address: str, n: int) -> pb.ScaledObjectRef:
         "serverAddress": address,
         "query": f'sum(vllm:num_requests_running{{model="m{n:05d}"}})',
         "threshold": "8",
+        "step": STEP,
     }
     return pb.ScaledObjectRef(name=f"so-{n:05d}", namespace=f"ns-{n % 50:02d}", scalerMetadata=meta)
 
@@ -369,12 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=60.0)
     parser.add_argument("--saturate-s", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--step", default="15s", help="the targets' step (how often each polls Prometheus)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown section here")
     parser.add_argument("--probe", nargs=3, metavar=("PORT", "ADDRESS", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
         asyncio.run(probe(int(args.probe[0]), args.probe[1], float(args.probe[2]), rate=20.0))
         return 0
+    global STEP
+    STEP = args.step
     options = Options(args.targets, args.duration_s, args.saturate_s, args.concurrency)
     lines = asyncio.run(run(options))
     about = (
