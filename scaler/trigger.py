@@ -19,14 +19,34 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from scaler import trigger_values as values
 from scaler.errors import ConfigError
-from scaler.units import format_duration, parse_bool, parse_duration_s, parse_float, parse_pairs
+from scaler.trigger_values import (
+    MAX_HISTORY_POINTS,
+    MAX_KEY_CHARS,
+    MAX_KEYS,
+    MAX_LEAD_S,
+    MAX_PAIRS_CHARS,
+    MAX_PROBLEMS,
+    MAX_REFIT_S,
+    MAX_SERVICE_TIME_S,
+    MAX_STEP_S,
+    MAX_TIMEOUT_S,
+    MAX_TRACE_CHARS,
+    MAX_URL_CHARS,
+    MAX_VALUE_CHARS,
+    MIN_REFIT_S,
+    MIN_STEP_S,
+    MIN_TIMEOUT_S,
+    SEASONS,
+    SHOWN_CHARS,
+    shown,
+)
+from scaler.units import format_duration, parse_bool
 
 # Keys KEDA itself puts in (or users copy from KEDA's examples); accepted and not used here.
 # `unsafeSsl` is KEDA's: it skips verifying *this scaler's* gRPC certificate and says nothing about
@@ -37,268 +57,59 @@ ENV_SUFFIX = "FromEnv"
 MODES = ("reactive", "predictive", "shadow")
 SOURCES = ("prometheus", "replay")
 SIGNALS = ("queue", "gpu_sm")
-SEASONS = ("daily", "weekly")
 HPA_TOLERANCE = 0.1
 """The HPA's default tolerance (`--horizontal-pod-autoscaler-tolerance`)."""
-MAX_LEAD_S = 3600.0
-MAX_REFIT_S = 6 * 3600.0
-MIN_REFIT_S = 60.0
-MIN_STEP_S = 1.0
-MAX_STEP_S = 3600.0
-MIN_TIMEOUT_S = 0.01
-MAX_TIMEOUT_S = 60.0
-MAX_SERVICE_TIME_S = 3600.0
 MAX_HISTORY_S = 35 * 86400.0
 """Default of the scaler's `--max-history`: five weeks, enough for a weekly season."""
-MAX_HISTORY_POINTS = 250_000
-"""`history` / `step` at most this: the bootstrap's memory and range queries are bounded by it."""
-MAX_KEYS = 64
-MAX_KEY_CHARS = 128
-MAX_VALUE_CHARS = 8192
-"""Longest value of any key (a PromQL query); tighter limits apply per key."""
-MAX_URL_CHARS = 2048
-MAX_PAIRS = 32
-MAX_PAIRS_CHARS = 4096
-MAX_HEADER_VALUE_CHARS = 1024
-MAX_TRACE_CHARS = 1024
-MAX_NUMBER = 1e15
-"""Largest |threshold| and |activationThreshold|: KEDA sends values as int64 thousandths."""
-MAX_REPLAY_SPEED = 1e6
-MAX_PROBLEMS = 20
-"""Problems listed in one ConfigError; the rest are counted."""
-SHOWN_CHARS = 64
-"""Characters of a bad value quoted in a message."""
-FORBIDDEN_HEADERS = frozenset(
-    {
-        "host",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-"""Headers `customHeaders` may not set: routing, credentials (the scaler's settings hold those) and
-hop-by-hop headers that would let a tenant reshape the request."""
-RESERVED_PARAMETERS = frozenset({"query", "time", "start", "end", "step", "timeout"})
-"""Query parameters the scaler sets itself; `queryParameters` may not override them."""
-_METRIC_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
-_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def shown(value: str) -> str:
-    """A value as quoted in a message: at most SHOWN_CHARS characters, control characters escaped."""
-    head = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS]
-    text = head.encode("unicode_escape").decode("ascii")
-    return text if len(value) <= SHOWN_CHARS else f"{text}... ({len(value)} characters)"
-
-
-def _bounded(parse: Callable[[str], Any], limit: int) -> Callable[[str], Any]:
-    def bounded(text: str) -> Any:
-        if len(text) > limit:
-            raise ValueError(f"is {len(text)} characters long; at most {limit} are accepted")
-        return parse(text)
-
-    return bounded
-
-
-def _duration(low_s: float, high_s: float, *, bare_unit_s: float | None = None) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        seconds = parse_duration_s(text, bare_unit_s=bare_unit_s)
-        if not low_s <= seconds <= high_s:
-            raise ValueError(
-                f"expected a duration from {format_duration(low_s)} to {format_duration(high_s)}"
-            )
-        return seconds
-
-    return parse
-
-
-def _number(text: str) -> float:
-    value = parse_float(text)
-    if abs(value) > MAX_NUMBER:
-        raise ValueError(f"expected a number between -{MAX_NUMBER:g} and {MAX_NUMBER:g}")
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.strip()
-        if value not in options:
-            raise ValueError("expected one of " + ", ".join(options))
-        return value
-
-    return parse
-
-
-def _quantile(text: str) -> float:
-    value = parse_float(text)
-    if not 0.5 <= value < 1:
-        raise ValueError("expected a quantile in [0.5, 1), e.g. 0.9")
-    return value
-
-
-def _seasonality(text: str) -> tuple[str, ...]:
-    if text.strip() == "none":
-        return ()
-    names = {part.strip() for part in text.split(",") if part.strip()}
-    if not names or not names <= set(SEASONS) or "daily" not in names:
-        raise ValueError("expected `daily`, `daily,weekly` or `none`")
-    return tuple(season for season in SEASONS if season in names)
-
-
-def _text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("expected a non-empty string")
-    if _CONTROL.search(text):
-        raise ValueError("expected text without control characters (newlines and tabs are fine)")
-    return text.strip()
-
-
-def _url(text: str) -> str:
-    value = text.strip().rstrip("/")
-    example = "http://prometheus.monitoring:9090"
-    if _CONTROL.search(value) or any(c.isspace() for c in value):
-        raise ValueError(f"expected a URL without spaces or control characters, such as {example}")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL such as {example}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("expected a port number from 1 to 65535 after the host") from None
-    if port == 0:
-        raise ValueError("expected a port number from 1 to 65535 after the host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(
-            "expected no user or password in the URL; credentials belong in the scaler's "
-            "--prometheus-credentials file"
-        )
-    if parts.query or parts.fragment or "?" in value or "#" in value:
-        raise ValueError("expected no `?query` or `#fragment`; use `queryParameters` for parameters")
-    if any(segment in (".", "..") for segment in parts.path.split("/")) or "%" in parts.path:
-        raise ValueError("expected a plain path prefix without `.`, `..` or %-escapes")
-    return value
-
-
-def _pairs(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = parse_pairs(text)
-    if len(pairs) > MAX_PAIRS:
-        raise ValueError(f"has {len(pairs)} pairs; at most {MAX_PAIRS} are accepted")
-    return pairs
-
-
-def _headers(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = _pairs(text)
-    for name, value in pairs:
-        if not _HEADER_NAME.match(name):
-            raise ValueError(f"header name `{shown(name)}` is not an HTTP token of 1-64 characters")
-        if name.lower() in FORBIDDEN_HEADERS:
-            raise ValueError(
-                f"header `{name}` cannot be set here (not allowed: {', '.join(sorted(FORBIDDEN_HEADERS))}); "
-                "credentials belong in the scaler's --prometheus-credentials file"
-            )
-        if len(value) > MAX_HEADER_VALUE_CHARS or not _HEADER_VALUE.match(value):
-            raise ValueError(
-                f"header `{name}` has a value that is not printable ASCII of at most "
-                f"{MAX_HEADER_VALUE_CHARS} characters"
-            )
-    return pairs
-
-
-def _parameters(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = _pairs(text)
-    for name, _ in pairs:
-        if name in RESERVED_PARAMETERS:
-            raise ValueError(
-                f"parameter `{name}` is set by the scaler itself "
-                f"(reserved: {', '.join(sorted(RESERVED_PARAMETERS))})"
-            )
-        if _CONTROL.search(name):
-            raise ValueError(f"parameter name `{shown(name)}` has control characters")
-    return pairs
-
-
-def _trace(text: str) -> str:
-    value = _text(text)
-    if "\x00" in value or any(len(part.encode()) > 255 for part in value.split("/")):
-        raise ValueError("expected a relative file path without NUL and with names of at most 255 bytes")
-    return value
-
-
-def _replay_speed(text: str) -> float:
-    value = _positive(text)
-    if value > MAX_REPLAY_SPEED:
-        raise ValueError(f"expected a speed of at most {MAX_REPLAY_SPEED:g}")
-    return value
-
-
-def _metric_name(text: str) -> str:
-    value = text.strip()
-    if not _METRIC_NAME.match(value):
-        raise ValueError("expected 1-128 letters, digits, `_`, `.` or `-`, starting and ending alphanumeric")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise ValueError("expected a number greater than 0 (one replica's share of the load)")
-    return value
-
-
-def _tolerance(text: str) -> float:
-    value = parse_float(text)
-    if not 0 <= value < 1:
-        raise ValueError("expected a share in [0, 1), e.g. 0.1 (the HPA's default)")
-    return value
 
 
 def _key(
     name: str, parse: Callable[[str], Any], *, required: bool = False, max_chars: int = SHOWN_CHARS
 ) -> dict[str, Any]:
-    return {"key": name, "parse": _bounded(parse, max_chars), "required": required, "max_chars": max_chars}
+    return {
+        "key": name,
+        "parse": values.bounded(parse, max_chars),
+        "required": required,
+        "max_chars": max_chars,
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerConfig:
     """One trigger's settings, validated; equal metadata gives an equal (and equally hashed) config."""
 
-    threshold: float = field(metadata=_key("threshold", _positive, required=True))
+    threshold: float = field(metadata=_key("threshold", values.positive, required=True))
     """One replica's share of the load (the HPA AverageValue target). Required, > 0."""
 
-    mode: str = field(default="reactive", metadata=_key("mode", _choice(MODES)))
+    mode: str = field(default="reactive", metadata=_key("mode", values.choice(MODES)))
     """`reactive`: the observed value, as KEDA's Prometheus scaler. `predictive`: max(observed, the
     forecast's upper quantile over the lead time). `shadow`: answers reactively but computes, exports
     and scores the forecast, to judge it before trusting it."""
 
-    source: str = field(default="prometheus", metadata=_key("source", _choice(SOURCES)))
+    source: str = field(default="prometheus", metadata=_key("source", values.choice(SOURCES)))
     """Where the load signal comes from: a Prometheus query, or a replayed trace file."""
 
-    metric_name: str = field(default="prescaler", metadata=_key("metricName", _metric_name, max_chars=128))
+    metric_name: str = field(
+        default="prescaler", metadata=_key("metricName", values.metric_name, max_chars=128)
+    )
     """Name returned by GetMetricSpec; KEDA shows it to the HPA as `s<index>-<name>`."""
 
-    activation_threshold: float = field(default=0.0, metadata=_key("activationThreshold", _number))
+    activation_threshold: float = field(
+        default=0.0, metadata=_key("activationThreshold", values.bounded_number)
+    )
     """IsActive is true when the value is strictly greater than this."""
 
-    step_s: float = field(default=15.0, metadata=_key("step", _duration(MIN_STEP_S, MAX_STEP_S)))
+    step_s: float = field(default=15.0, metadata=_key("step", values.duration(MIN_STEP_S, MAX_STEP_S)))
     """How often the signal is sampled in the background, and the history's resolution (1s to 1h)."""
 
     server_address: str | None = field(
-        default=None, metadata=_key("serverAddress", _url, max_chars=MAX_URL_CHARS)
+        default=None, metadata=_key("serverAddress", values.url, max_chars=MAX_URL_CHARS)
     )
     """Prometheus base URL (source=prometheus)."""
 
-    query: str | None = field(default=None, metadata=_key("query", _text, max_chars=MAX_VALUE_CHARS))
+    query: str | None = field(
+        default=None, metadata=_key("query", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
+    )
     """PromQL instant query; must return 0 or 1 series (source=prometheus)."""
 
     ignore_null_values: bool = field(default=True, metadata=_key("ignoreNullValues", parse_bool))
@@ -306,19 +117,19 @@ class TriggerConfig:
 
     timeout_s: float = field(
         default=3.0,
-        metadata=_key("timeout", _duration(MIN_TIMEOUT_S, MAX_TIMEOUT_S, bare_unit_s=0.001)),
+        metadata=_key("timeout", values.duration(MIN_TIMEOUT_S, MAX_TIMEOUT_S, bare_unit_s=0.001)),
     )
     """Deadline of each request to the source, from sending it to the end of the body:
     milliseconds, or a duration such as `5s` (10ms to 60s, shorter than `step`)."""
 
     custom_headers: tuple[tuple[str, str], ...] = field(
-        default=(), metadata=_key("customHeaders", _headers, max_chars=MAX_PAIRS_CHARS)
+        default=(), metadata=_key("customHeaders", values.headers, max_chars=MAX_PAIRS_CHARS)
     )
     """Extra HTTP headers, `k1=v1,k2=v2` (at most 32; not Host, Authorization, Cookie, Content-Length
     or hop-by-hop headers). Credentials belong in the scaler's settings, never here."""
 
     query_parameters: tuple[tuple[str, str], ...] = field(
-        default=(), metadata=_key("queryParameters", _parameters, max_chars=MAX_PAIRS_CHARS)
+        default=(), metadata=_key("queryParameters", values.parameters, max_chars=MAX_PAIRS_CHARS)
     )
     """Extra URL query parameters for the Prometheus API, `k1=v1,k2=v2`."""
 
@@ -326,39 +137,43 @@ class TriggerConfig:
     """Skip verification of the Prometheus server's TLS certificate (off by default). Not KEDA's
     `unsafeSsl`, which is about the scaler's own gRPC certificate and is ignored here."""
 
-    signal: str = field(default="queue", metadata=_key("signal", _choice(SIGNALS)))
+    signal: str = field(default="queue", metadata=_key("signal", values.choice(SIGNALS)))
     """What `query` measures: `queue` (requests in flight or waiting) or `gpu_sm` (SM activity, GPUs)."""
 
-    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", _duration(0.001, MAX_LEAD_S)))
+    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", values.duration(0.001, MAX_LEAD_S)))
     """Pod start-up time to provision ahead of: the forecast is maximised over [now, now + leadTime]."""
 
-    history_s: float = field(default=7 * 86400.0, metadata=_key("history", _duration(1.0, 1000 * 86400.0)))
+    history_s: float = field(
+        default=7 * 86400.0, metadata=_key("history", values.duration(1.0, 1000 * 86400.0))
+    )
     """Past loaded from the source at start and at each refit to fit the seasonal model; at most the
     scaler's `--max-history` and MAX_HISTORY_POINTS steps."""
 
-    quantile: float = field(default=0.9, metadata=_key("quantile", _quantile))
+    quantile: float = field(default=0.9, metadata=_key("quantile", values.quantile))
     """Upper quantile of the forecast to provision for; see the README on choosing it."""
 
-    seasonality: tuple[str, ...] = field(default=SEASONS, metadata=_key("seasonality", _seasonality))
+    seasonality: tuple[str, ...] = field(default=SEASONS, metadata=_key("seasonality", values.seasonality))
     """Seasons to model: `daily`, `daily,weekly` (weekly needs two weeks of history) or `none`."""
 
     refit_interval_s: float = field(
-        default=3600.0, metadata=_key("refitInterval", _duration(MIN_REFIT_S, MAX_REFIT_S))
+        default=3600.0, metadata=_key("refitInterval", values.duration(MIN_REFIT_S, MAX_REFIT_S))
     )
     """How often the seasonal model is refitted (in a worker process)."""
 
-    rate_query: str | None = field(default=None, metadata=_key("rateQuery", _text, max_chars=MAX_VALUE_CHARS))
+    rate_query: str | None = field(
+        default=None, metadata=_key("rateQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
+    )
     """Optional arrival-rate query (requests/s). When set, the forecast is of the rate, converted to
     `query` units by Little's law (in flight = rate x time in service), so it does not erode when
     early capacity drains the queue."""
 
     service_time_s: float | None = field(
-        default=None, metadata=_key("serviceTime", _duration(0.001, MAX_SERVICE_TIME_S))
+        default=None, metadata=_key("serviceTime", values.duration(0.001, MAX_SERVICE_TIME_S))
     )
     """Seconds a request spends in service, for Little's law; measured from history when absent."""
 
     replicas_query: str | None = field(
-        default=None, metadata=_key("replicasQuery", _text, max_chars=MAX_VALUE_CHARS)
+        default=None, metadata=_key("replicasQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
     )
     """Optional query for the workload's current replicas as the HPA counts them (the scale's
     status, e.g. kube-state-metrics' `kube_deployment_status_replicas`). In predictive mode, a value
@@ -366,14 +181,16 @@ class TriggerConfig:
     just past the tolerance (see `scaler.policy.past_tolerance`), so `threshold` can be a replica's
     full capacity. Accepted, and not read, in shadow mode, so that switching modes is one key."""
 
-    hpa_tolerance: float | None = field(default=None, metadata=_key("hpaTolerance", _tolerance))
+    hpa_tolerance: float | None = field(default=None, metadata=_key("hpaTolerance", values.tolerance))
     """The HPA's tolerance, with `replicasQuery` (None: HPA_TOLERANCE): the cluster's
     `--horizontal-pod-autoscaler-tolerance`, or the HPA's own scale-up tolerance."""
 
-    trace: str | None = field(default=None, metadata=_key("trace", _trace, max_chars=MAX_TRACE_CHARS))
+    trace: str | None = field(
+        default=None, metadata=_key("trace", values.trace_path, max_chars=MAX_TRACE_CHARS)
+    )
     """Trace file, relative to the scaler's replay directory (source=replay)."""
 
-    replay_speed: float = field(default=1.0, metadata=_key("replaySpeed", _replay_speed))
+    replay_speed: float = field(default=1.0, metadata=_key("replaySpeed", values.replay_speed))
     """Trace seconds played per wall-clock second (source=replay)."""
 
     @property
