@@ -10,8 +10,8 @@ that moving a trigger from `type: prometheus` to `type: external` changes little
 
 Every namespace that can create a ScaledObject can send this metadata, so everything is bounded
 before it is parsed: the number of keys, each key's and value's length (MAX_KEYS, MAX_KEY_CHARS,
-MAX_VALUE_CHARS and the tighter per-key limits below), every duration between a minimum and a
-maximum, every number within what KEDA's int64 fields and milli-quantities hold. Messages show
+MAX_VALUE_CHARS and tighter limits per key, all in `scaler.trigger_values`), every duration between a
+minimum and a maximum, every number within what KEDA's int64 fields and milli-quantities hold. Messages show
 values truncated (`shown`), so that a cached error holds bounded text.
 """
 
