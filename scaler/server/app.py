@@ -171,7 +171,7 @@ class App:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._server is not None and self.settings.drain_s > 0:
-            logger.info("health NOT_SERVING; still answering for %ss", self.settings.drain_s)
+            logger.debug("health NOT_SERVING; still answering for %ss", self.settings.drain_s)
             await asyncio.sleep(self.settings.drain_s)
         await self.health.enter_graceful_shutdown()
         self.service.stop_streams()
@@ -203,7 +203,11 @@ class App:
             loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
-            logger.info("shutting down: health NOT_SERVING, draining for up to %ss", self.settings.grace_s)
+            logger.info(
+                "shutting down: %ss of NOT_SERVING while answering (--drain), then up to %ss for calls in flight",
+                self.settings.drain_s,
+                self.settings.grace_s,
+            )
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
