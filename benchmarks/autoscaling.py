@@ -36,7 +36,8 @@ from benchmarks._autoscaling_report import markdown, write_section
 from benchmarks._provenance import commit
 from forecasting.base import DAY_S
 from scaler.sim import ClusterConfig
-from scaler.sim.compare import Setup, compare, demand_at_step, rescaled, settings_json, to_json
+from scaler.sim.compare import FLOORS, Setup, compare, demand_at_step, rescaled, settings_json, to_json
+from scaler.sim.compare import POLICIES as ALL_POLICIES
 from scaler.sim.predictive import PredictiveSettings
 from scaler.traces import Trace, load_trace
 
@@ -53,16 +54,8 @@ FIRST_STARTUP_S = 180.0
 CLUSTER = ClusterConfig(concurrency=8, service_time_s=1.0, slo_s=2.0)
 # The policies and how finely each knob is swept (the benchmark's grids are coarser than the
 # simulate command's so that a job takes minutes; predictive's fits are shared across its sweep).
-POLICIES = (
-    "reactive",
-    "reactive_60s",
-    "reactive_rate",
-    "no_forecast",
-    "predictive",
-    "holt_winters",
-    "crane_dsp",
-    "aws_style",
-)
+POLICIES = tuple(p for p in ALL_POLICIES if p not in (*FLOORS, "fixed_buffer"))
+"""Every baseline the simulator has but the floors (always run) and the old fixed buffer."""
 SWEEP_POINTS = 9
 QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.97)
 THRESHOLD_SHARES = (0.75, 1.25, 1.6)
