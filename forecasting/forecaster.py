@@ -62,6 +62,7 @@ class Forecaster:
         self._fine: Series | None = None
         self._asked: float | None = None
         self._shift = 0.0
+        self._margins: tuple[_Fitted, float, FloatArray] | None = None
 
     @property
     def model(self) -> str:
@@ -155,7 +156,7 @@ class Forecaster:
             reason = f"{fitted.reason}{_served(quantile, served)}"
             return Forecast(mean, upper, quantile, fitted.model, reason, fitted.step_s, fitted.end_s)
         path = CoarsePath(
-            fitted.step_s, fitted.end_s, fitted.recent, fitted.mean, margins(fitted.residuals, served)
+            fitted.step_s, fitted.end_s, fitted.recent, fitted.mean, self._margin(fitted, served)
         )
         result = fine_forecast(
             path,
@@ -175,6 +176,14 @@ class Forecaster:
             f"level {result.level:+.4g} from {result.points} fine points"
         )
         return Forecast(result.mean, result.upper, quantile, fitted.model, reason, fine.step_s, fine.end_s)
+
+    def _margin(self, fitted: _Fitted, served: float) -> FloatArray:
+        """`margins` of the fit at the served quantile, kept until either changes (forecasts at every
+        poll between two fits ask for the same)."""
+        kept = self._margins
+        if kept is None or kept[0] is not fitted or kept[1] != served:
+            kept = self._margins = (fitted, served, margins(fitted.residuals, served))
+        return kept[2]
 
     def _none(self, reason: str, horizon_steps: int, quantile: float) -> Forecast:
         """No forecast: the last observed value held flat, so a caller that ignores `model` is reactive."""

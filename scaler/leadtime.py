@@ -6,6 +6,7 @@ Shared by the live predictor and the simulator, so that what is simulated is wha
 
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 from typing import NamedTuple
@@ -94,8 +95,14 @@ def in_flight_bound(lead: LeadBound, service_time_s: float) -> float | None:
         return None
     mean = np.maximum(lead.means, 0.0) * service_time_s
     forecast_margin = np.maximum(lead.uppers - lead.means, 0.0) * service_time_s
-    z = NormalDist().inv_cdf(lead.quantile)
+    z = _z(lead.quantile)
     return float(np.max(mean + np.hypot(forecast_margin, z * np.sqrt(mean))))
+
+
+@functools.lru_cache(maxsize=64)
+def _z(quantile: float) -> float:
+    """The standard normal's `quantile` (cached: asked at every decision)."""
+    return NormalDist().inv_cdf(quantile)
 
 
 def history_bound(forecaster: Forecaster, history: History, config: TriggerConfig) -> LeadBound:

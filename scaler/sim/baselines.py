@@ -64,10 +64,10 @@ class NoForecast(Predictive):
         self._fitted = True
 
     def _bound(self, now_s: float) -> float | None:
-        _, rates = self._rates.window(1)
-        if rates.size == 0 or not math.isfinite(float(rates[-1])):
+        latest = self._rates.latest()
+        if not math.isfinite(latest):
             return None
-        rate = max(0.0, float(rates[-1]))
+        rate = max(0.0, latest)
         scale = self._service_time()
         if scale is None:
             return None

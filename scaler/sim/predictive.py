@@ -22,8 +22,10 @@ Only the clock and the data path differ from the live refresher:
 
 from __future__ import annotations
 
+import bisect
+import copy
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,14 +37,15 @@ from forecasting.prepare import prepare
 from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
+    MIN_SERVICE_SAMPLES,
     RETRY_S,
     SAMPLES_SPAN_S,
+    SERVICE_TIME_PERCENTILE,
     LeadBound,
     coarse_step_s,
     forecast_config,
     history_bound,
     in_flight_bound,
-    measured_service_time_s,
 )
 from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
@@ -122,15 +125,18 @@ class FitCache:
     """Fitted forecasters shared by runs on the same demand (a knob sweep): the arrival rate a policy
     sees does not depend on its scaling (dropped requests count too), and a fit does not depend on
     the quantile, so a refit on the same coarse history is taken from here, and a lead-time bound
-    on the same fit, time, quantile and recent samples too. Keys are made from the data, so one
-    cache may serve runs on different demands."""
+    on the same fit, time, quantile, lead time and recent samples too. Keys are made from the data
+    and the settings, so one cache may serve runs on different demands and start-ups."""
 
     def __init__(self) -> None:
         self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
         self.bounds: dict[FitKey, LeadBound] = {}
-        """Lead-time bounds by (fit, time, quantile): the same for every run at that quantile."""
+        """Lead-time bounds by (fit, time, quantile, lead time, step, recent samples): the same for
+        every run at that quantile and lead time."""
         self.paths: dict[FitKey, FloatArray] = {}
         """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
+        self.histories: dict[FitKey, History] = {}
+        """Rate histories bootstrapped from the past, by the past and the trigger's step and history."""
         self.hits = 0
 
     def __contains__(self, key: FitKey) -> bool:
@@ -157,6 +163,65 @@ class FitCache:
         )
 
 
+class ServiceTime:
+    """`scaler.leadtime.measured_service_time_s` of the in-flight and rate samples a `Predictive` keeps,
+    kept up to date sample by sample instead of recomputed from both histories at every step (which
+    cost most of a simulated run): the usable in-flight / rate ratios of the newest `span_steps` steps,
+    sorted, and their `SERVICE_TIME_PERCENTILE` interpolated as `numpy.percentile` does, so the value
+    is the same float. `rate_steps` is the rate history's capacity: with fewer steps than `span_steps`
+    the two windows differ in size and, as there, nothing is measured."""
+
+    def __init__(self, span_steps: int, rate_steps: int) -> None:
+        self._span = span_steps
+        self._comparable = rate_steps >= span_steps
+        self._kept: deque[tuple[int, float]] = deque()
+        self._sorted: list[float] = []
+
+    def add(self, step: int, in_flight: float, rate: float) -> None:
+        """The samples of `step`, newer than every step added before."""
+        kept, ordered = self._kept, self._sorted
+        while kept and kept[0][0] <= step - self._span:
+            del ordered[bisect.bisect_left(ordered, kept.popleft()[1])]
+        if math.isfinite(in_flight) and math.isfinite(rate) and rate > 0 and in_flight > 0:
+            ratio = in_flight / rate
+            kept.append((step, ratio))
+            bisect.insort(ordered, ratio)
+
+    def value(self) -> float | None:
+        """The measured time in service in s; None with too few usable samples."""
+        ordered = self._sorted
+        count = len(ordered)
+        if not self._comparable or count < MIN_SERVICE_SAMPLES:
+            return None
+        # numpy's "linear" method, operation for operation.
+        virtual = (count - 1) * (SERVICE_TIME_PERCENTILE / 100)
+        below = math.floor(virtual)
+        gamma = virtual - below
+        low, high = ordered[below], ordered[min(below + 1, count - 1)]
+        diff = high - low
+        return high - diff * (1 - gamma) if gamma >= 0.5 else low + diff * gamma
+
+
+def _bootstrap(past: Trace | None, start_s: float, config: TriggerConfig, fits: FitCache | None) -> History:
+    """The rate history at the start: `past`'s rates within `history` before `start_s`, built once
+    per sweep (`fits`) and copied for each run."""
+    step = config.step_s
+    capacity = max(2, math.ceil(config.history_s / step) + 1)
+    key: FitKey | None = None
+    if past is not None and past.values.size and fits is not None:
+        key = (start_s, step, capacity, float(past.at_s[0]), past.values.size, float(past.values.sum()))
+        found = fits.histories.get(key)
+        if found is not None:
+            return copy.deepcopy(found)
+    rates = History(step, capacity)
+    if past is not None and past.values.size:
+        at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
+        rates.extend(at_s, values)
+    if key is not None and fits is not None:
+        fits.histories[key] = copy.deepcopy(rates)
+    return rates
+
+
 class Predictive:
     """prescaler in predictive mode on a rate query; `decisions` records each decision made."""
 
@@ -172,11 +237,8 @@ class Predictive:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
         self.config = config
         step = config.step_s
-        self._rates = History(step, max(2, math.ceil(config.history_s / step) + 1))
-        self._in_flight = History(step, max(2, math.ceil(SAMPLES_SPAN_S / step)))
-        if past is not None and past.values.size:
-            at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
-            self._rates.extend(at_s, values)
+        self._rates = _bootstrap(past, start_s, config, fits)
+        self._service = ServiceTime(max(2, math.ceil(SAMPLES_SPAN_S / step)), self._rates.capacity)
         self._forecaster = Forecaster(forecast_config(config))
         self._fits = fits
         self._fit_key_now: FitKey | None = None
@@ -202,7 +264,7 @@ class Predictive:
             return
         self._last_step = step
         self._rates.append(signals.at_s, signals.arrival_rate)
-        self._in_flight.append(signals.at_s, signals.in_flight)
+        self._service.add(step, signals.in_flight, signals.arrival_rate)
         self._maybe_refit(signals.at_s)
         bound = self._bound(signals.at_s)
         replicas = signals.current_replicas if self.config.replicas_query is not None else None
@@ -256,7 +318,7 @@ class Predictive:
         """`serviceTime`, or measured from the in-flight and rate samples (Little's law)."""
         scale = self.config.service_time_s
         if scale is None:
-            scale = measured_service_time_s(self._in_flight, self._rates)
+            scale = self._service.value()
         return scale
 
     def _bound(self, now_s: float) -> float | None:
@@ -270,7 +332,8 @@ class Predictive:
         else:
             # The fine samples the bound is updated with identify the demand since the fit.
             _, fine = self._rates.window(max(2, round(FINE_WINDOW_S / self.config.step_s)))
-            key = (fit, now_s, self.config.quantile, float(np.nansum(fine)))
+            config = self.config
+            key = (fit, now_s, config.quantile, config.lead_time_s, config.step_s, float(np.nansum(fine)))
             found = cache.bounds.get(key)
             if found is None:
                 found = cache.bounds[key] = history_bound(self._forecaster, self._rates, self.config)

@@ -1,0 +1,113 @@
+"""The simulator's shortcuts equal what they replace: the same floats, not just close ones.
+
+A knob sweep runs the same policy dozens of times on the same demand, so the simulator keeps some
+of predictive's per-step work incremental or shared; these tests pin each shortcut to the per-run
+computation it stands for (scaler.leadtime's on the full histories).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from scaler.history import History
+from scaler.leadtime import measured_service_time_s
+from scaler.policy import Decision
+from scaler.sim import ClusterConfig, ScalingConfig, Scenario, prepare, run_policy
+from scaler.sim.holt_winters import holt_winters
+from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings, ServiceTime, predictive
+from scaler.traces import Trace
+
+STEP_S = 15.0
+
+
+@pytest.mark.parametrize(
+    ("span", "rate_span", "seed"),
+    [
+        pytest.param(40, 200, 1, id="rate-history-longer"),
+        pytest.param(40, 40, 2, id="same-length"),
+        pytest.param(40, 30, 3, id="rate-history-shorter-measures-nothing"),
+        pytest.param(300, 1000, 4, id="long-window"),
+    ],
+)
+def test_service_time_equals_the_percentile_of_both_histories(span: int, rate_span: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    in_flight, rates = History(STEP_S, span), History(STEP_S, rate_span)
+    incremental = ServiceTime(span, rate_span)
+    # A bootstrap of rates only (the user's past), then samples with gaps, zeros, NaN and repeats.
+    for step in range(-50, 0):
+        rates.append(step * STEP_S, float(rng.uniform(1, 10)))
+    step, compared, measured = 0, 0, 0
+    for _ in range(3 * span):
+        step += 1 if rng.random() < 0.9 else int(rng.integers(2, 6))
+        load = float(rng.choice([0.0, math.nan, 3.0, *rng.uniform(0, 20, 5).round(rng.integers(0, 3))]))
+        rate = float(rng.choice([0.0, math.nan, 2.0, *rng.uniform(0, 10, 5)]))
+        at_s = step * STEP_S + float(rng.uniform(0, STEP_S - 1))
+        in_flight.append(at_s, load)
+        rates.append(at_s, rate)
+        incremental.add(step, load, rate)
+        expected = measured_service_time_s(in_flight, rates)
+        assert incremental.value() == expected
+        compared += 1
+        measured += expected is not None
+    assert compared == 3 * span
+    # Each case measures something once enough samples are usable, except a shorter rate history.
+    assert (measured > 0) == (rate_span >= span)
+
+
+DAY_S = 86400.0
+START_S = 1_700_006_400.0  # a midnight (UTC)
+CLUSTER = ClusterConfig(
+    concurrency=8, service_time_s=1.0, startup_delay_s=180.0, slo_s=2.0, initial_replicas=4
+)
+# Three days of past (non-seasonal members: quick fits); refits every 2 h of a 3 h window.
+SETTINGS = PredictiveSettings(refit_interval_s=7200.0, history_s=3 * DAY_S)
+
+
+def _demand(days: float) -> Trace:
+    at_s = START_S + 60.0 * np.arange(round(days * DAY_S / 60.0), dtype=np.float64)
+    hour = (at_s % DAY_S) / 3600.0
+    rate = 8.0 * (4.0 + 10.0 * np.clip(np.sin(np.pi * (hour - 6.0) / 12.0), 0.0, None))
+    return Trace("daily", at_s, rate, 60.0)
+
+
+def _scenario(window: Trace, startup_s: float) -> Scenario:
+    cluster = dataclasses.replace(CLUSTER, startup_delay_s=startup_s)
+    return prepare(window, cluster, ScalingConfig(), seed=5)
+
+
+def _run(
+    name: str, past: Trace, scenario: Scenario, quantile: float, fits: FitCache | None
+) -> list[Decision]:
+    settings = dataclasses.replace(SETTINGS, quantile=quantile)
+    factory = (
+        holt_winters(past, settings, fits=fits)
+        if name == "holt_winters"
+        else predictive(past, settings, fits=fits)
+    )
+    policy = factory(scenario)
+    assert isinstance(policy, Predictive)
+    run_policy(scenario, name, policy)
+    return policy.decisions
+
+
+@pytest.mark.parametrize("name", ["predictive", "holt_winters"])
+def test_a_shared_fit_cache_decides_as_a_run_of_its_own(name: str) -> None:
+    """A run on fits, bounds and bootstrap histories that runs at another quantile and another
+    start-up (lead time) left in the cache decides exactly as a run without any cache."""
+    demand = _demand(3 + 3 / 24)
+    before = demand.at_s < START_S + 3 * DAY_S
+    past = Trace("daily", demand.at_s[before], demand.values[before], 60.0)
+    window = Trace("daily", demand.at_s[~before], demand.values[~before], 60.0)
+    at_180, at_60 = _scenario(window, 180.0), _scenario(window, 60.0)
+    alone = _run(name, past, at_180, 0.9, None)
+    fits = FitCache()
+    _run(name, past, at_60, 0.9, fits)  # the same fits, another lead time
+    _run(name, past, at_180, 0.7, fits)  # the same fits, another quantile
+    shared = _run(name, past, at_180, 0.9, fits)
+    assert shared == alone
+    assert sum(d.reason.startswith("forecast") for d in alone) > len(alone) / 10
+    assert fits.histories and (fits.hits if name == "predictive" else fits.paths)
