@@ -73,18 +73,33 @@ class FineForecast:
     """Fine observations that set it."""
 
 
-def fine_forecast(
+@dataclass(frozen=True, slots=True)
+class FineLevel:
+    """What a fine forecast is before its margins: everything that does not depend on the quantile
+    (`fine_level`), so that forecasts of the same path and samples at several quantiles share it."""
+
+    mean: FloatArray
+    lead_s: FloatArray
+    times: FloatArray
+    spread: FloatArray
+    """The fine samples' deviations from the local level (`_around_local_level`)."""
+    now: float
+    points: int
+    anchored: bool
+    """Fine samples in the level window re-anchor the margins (with `reanchor`)."""
+
+
+def fine_level(
     path: CoarsePath,
     fine: Series,
     horizon_steps: int,
-    quantile: float,
     *,
     level_window_s: float,
     level_half_life_s: float,
     trend: bool = False,
-    reanchor: bool = False,
-) -> FineForecast | None:
-    """The forecast for `horizon_steps` fine steps after `fine`; None if the coarse path ends before."""
+) -> FineLevel | None:
+    """Steps 1-3 of the module docstring for `horizon_steps` fine steps after `fine`; None if the
+    coarse path ends before. `path.margin` is not used."""
     lead_s = np.asarray(fine.step_s * (np.arange(horizon_steps) + 0.5), dtype=np.float64)
     times = np.asarray(fine.end_s + lead_s, dtype=np.float64)
     if times.size == 0 or times[-1] > path.horizon_end_s:
@@ -99,13 +114,45 @@ def fine_forecast(
     ahead = now + slope * np.minimum(lead_s, level_window_s)
     mean = np.maximum(path.at(times) + ahead * 0.5 ** (lead_s / level_half_life_s), 0.0)
     spread = _around_local_level(gap, fine.observed, max(1, round(level_window_s / fine.step_s)))
+    return FineLevel(mean, lead_s, times, spread, now, int(recent.sum()), bool(recent.any()))
+
+
+def fine_forecast(
+    path: CoarsePath,
+    fine: Series,
+    horizon_steps: int,
+    quantile: float,
+    *,
+    level_window_s: float,
+    level_half_life_s: float,
+    trend: bool = False,
+    reanchor: bool = False,
+    level: FineLevel | None = None,
+) -> FineForecast | None:
+    """The forecast for `horizon_steps` fine steps after `fine`; None if the coarse path ends before.
+    `level`: `fine_level` of the same path, samples and settings, if already computed."""
+    found = (
+        level
+        if level is not None
+        else fine_level(
+            path,
+            fine,
+            horizon_steps,
+            level_window_s=level_window_s,
+            level_half_life_s=level_half_life_s,
+            trend=trend,
+        )
+    )
+    if found is None:
+        return None
+    spread, lead_s, times = found.spread, found.lead_s, found.times
     noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
     # The error of a forecast grows with the time since what anchors it: the coarse fit's end, or,
     # once fine samples re-anchor the level, now.
-    anchored = reanchor and bool(recent.any())
+    anchored = reanchor and found.anchored
     elapsed = np.minimum(times - path.end_s, lead_s) if anchored else times - path.end_s
     margin = np.hypot(np.maximum(path.margin_after(elapsed), 0.0), noise)
-    return FineForecast(mean, mean + margin, now, int(recent.sum()))
+    return FineForecast(found.mean, found.mean + margin, found.now, found.points)
 
 
 def _around_local_level(gap: FloatArray, observed: BoolArray, window: int) -> FloatArray:

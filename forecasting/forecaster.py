@@ -32,7 +32,7 @@ import numpy as np
 from forecasting.base import FloatArray, Forecast, ForecastConfig
 from forecasting.conformal import DEFAULT_QUANTILE, check_quantile, margins, upper_bound
 from forecasting.ensemble import EnsembleFit, fit_ensemble
-from forecasting.finescale import CoarsePath, fine_forecast
+from forecasting.finescale import CoarsePath, FineLevel, fine_forecast, fine_level
 from forecasting.prepare import Series
 
 RECENT_STEPS = 4
@@ -54,8 +54,17 @@ class _Fitted:
 class Forecaster:
     """Fit at a coarse step, forecast at the coarse step or, after `update`, at the fine one."""
 
-    def __init__(self, config: ForecastConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: ForecastConfig | None = None,
+        *,
+        levels: dict[tuple[object, ...], FineLevel] | None = None,
+    ) -> None:
+        """`levels`: where to keep the quantile-free part of fine forecasts (`FineLevel`) by what it
+        is computed from, for forecasters that forecast the same fits and samples at other
+        quantiles (a simulated sweep); None computes it at every forecast."""
         self.config = config or ForecastConfig()
+        self._levels = levels
         self._specs: dict[str, str] = {}
         self._selected_at_s = -math.inf
         self._fitted: _Fitted | None = None
@@ -167,6 +176,7 @@ class Forecaster:
             level_half_life_s=self.config.level_half_life_s,
             trend=self.config.level_trend,
             reanchor=self.config.reanchor_margins,
+            level=self._level(path, fine, horizon_steps),
         )
         if result is None:
             reason = f"no model: the coarse forecast ends at {path.horizon_end_s:.0f}; refit"
@@ -176,6 +186,40 @@ class Forecaster:
             f"level {result.level:+.4g} from {result.points} fine points"
         )
         return Forecast(result.mean, result.upper, quantile, fitted.model, reason, fine.step_s, fine.end_s)
+
+    def _level(self, path: CoarsePath, fine: Series, horizon_steps: int) -> FineLevel | None:
+        """`fine_level` from `levels`, computed and kept there on a miss; None without `levels`."""
+        levels = self._levels
+        if levels is None:
+            return None
+        config = self.config
+        key = (
+            path.step_s,
+            path.end_s,
+            path.recent.tobytes(),
+            path.mean.tobytes(),
+            fine.start_s,
+            fine.step_s,
+            fine.values.tobytes(),
+            fine.observed.tobytes(),
+            horizon_steps,
+            config.level_window_s,
+            config.level_half_life_s,
+            config.level_trend,
+        )
+        found = levels.get(key)
+        if found is None:
+            found = fine_level(
+                path,
+                fine,
+                horizon_steps,
+                level_window_s=config.level_window_s,
+                level_half_life_s=config.level_half_life_s,
+                trend=config.level_trend,
+            )
+            if found is not None:
+                levels[key] = found
+        return found
 
     def _margin(self, fitted: _Fitted, served: float) -> FloatArray:
         """`margins` of the fit at the served quantile, kept until either changes (forecasts at every

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from forecasting.base import DAY_S, ForecastConfig
 from forecasting.forecaster import Forecaster
-from forecasting.prepare import prepare
+from forecasting.prepare import Series, prepare
 from scaler.history import History
 from scaler.trigger import TriggerConfig
 
@@ -65,6 +65,13 @@ def lead_bound(
     """Update `forecaster` with the recent fine samples (`at_s` = step start times) and forecast the
     lead time at that step."""
     fine = prepare(at_s + step_s / 2, values, step_s)
+    return series_bound(forecaster, fine, step_s=step_s, lead_s=lead_s, quantile=quantile)
+
+
+def series_bound(
+    forecaster: Forecaster, fine: Series, *, step_s: float, lead_s: float, quantile: float
+) -> LeadBound:
+    """`lead_bound` from the recent samples already prepared at `step_s` (`forecasting.prepare`)."""
     forecaster.update(fine)
     steps = max(1, math.ceil(lead_s / step_s))
     forecast = forecaster.forecast(steps, quantile)

@@ -96,8 +96,9 @@ def _run(
 
 @pytest.mark.parametrize("name", ["predictive", "holt_winters"])
 def test_a_shared_fit_cache_decides_as_a_run_of_its_own(name: str) -> None:
-    """A run on fits, bounds and bootstrap histories that runs at another quantile and another
-    start-up (lead time) left in the cache decides exactly as a run without any cache."""
+    """A run on the fits, bounds, fine forecasts and bootstrap histories that runs at another
+    quantile and another start-up (lead time) left in the cache decides exactly as a run without
+    any cache."""
     demand = _demand(3 + 3 / 24)
     before = demand.at_s < START_S + 3 * DAY_S
     past = Trace("daily", demand.at_s[before], demand.values[before], 60.0)
@@ -110,4 +111,4 @@ def test_a_shared_fit_cache_decides_as_a_run_of_its_own(name: str) -> None:
     shared = _run(name, past, at_180, 0.9, fits)
     assert shared == alone
     assert sum(d.reason.startswith("forecast") for d in alone) > len(alone) / 10
-    assert fits.histories and (fits.hits if name == "predictive" else fits.paths)
+    assert fits.histories and ((fits.hits and fits.levels) if name == "predictive" else fits.paths)

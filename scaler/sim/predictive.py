@@ -32,8 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from forecasting.base import DAY_S
+from forecasting.finescale import FineLevel
 from forecasting.forecaster import Forecaster
-from forecasting.prepare import prepare
+from forecasting.prepare import Series, prepare
 from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -46,6 +47,7 @@ from scaler.leadtime import (
     forecast_config,
     history_bound,
     in_flight_bound,
+    series_bound,
 )
 from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
@@ -137,7 +139,20 @@ class FitCache:
         """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
         self.histories: dict[FitKey, History] = {}
         """Rate histories bootstrapped from the past, by the past and the trigger's step and history."""
+        self._fine: dict[FitKey, Series] = {}
+        self.levels: dict[FitKey, FineLevel] = {}
+        """Fine forecasts before their margins, shared by forecasters at different quantiles."""
         self.hits = 0
+
+    def fine(self, at_s: FloatArray, values: FloatArray, step_s: float) -> Series:
+        """The recent samples (`at_s` = step start times) prepared at `step_s`, as
+        `scaler.leadtime.lead_bound` prepares them: the same for every run at that time, whatever
+        its quantile or lead time."""
+        key = (float(at_s[0]) if at_s.size else math.nan, at_s.size, step_s, values.tobytes())
+        found = self._fine.get(key)
+        if found is None:
+            found = self._fine[key] = prepare(at_s + step_s / 2, values, step_s)
+        return found
 
     def __contains__(self, key: FitKey) -> bool:
         return key in self._fits
@@ -239,7 +254,7 @@ class Predictive:
         step = config.step_s
         self._rates = _bootstrap(past, start_s, config, fits)
         self._service = ServiceTime(max(2, math.ceil(SAMPLES_SPAN_S / step)), self._rates.capacity)
-        self._forecaster = Forecaster(forecast_config(config))
+        self._forecaster = Forecaster(forecast_config(config), levels=None if fits is None else fits.levels)
         self._fits = fits
         self._fit_key_now: FitKey | None = None
         self._fitted = False
@@ -331,12 +346,18 @@ class Predictive:
             lead = history_bound(self._forecaster, self._rates, self.config)
         else:
             # The fine samples the bound is updated with identify the demand since the fit.
-            _, fine = self._rates.window(max(2, round(FINE_WINDOW_S / self.config.step_s)))
             config = self.config
+            at_s, fine = self._rates.window(max(2, round(FINE_WINDOW_S / config.step_s)))
             key = (fit, now_s, config.quantile, config.lead_time_s, config.step_s, float(np.nansum(fine)))
             found = cache.bounds.get(key)
             if found is None:
-                found = cache.bounds[key] = history_bound(self._forecaster, self._rates, self.config)
+                found = cache.bounds[key] = series_bound(
+                    self._forecaster,
+                    cache.fine(at_s, fine, config.step_s),
+                    step_s=config.step_s,
+                    lead_s=config.lead_time_s,
+                    quantile=config.quantile,
+                )
             lead = found
         if lead.upper is None:
             return None
