@@ -7,10 +7,11 @@ Each (window, seed, start-up) is one `scaler.sim.compare.compare` with every bas
 on the same sampled demand; its frontiers are read at the SLO budgets (`budget_shares` of the
 minutes), as GPU-hours relative to the best tuned reactive baseline and to the oracle floor.
 
-The jobs run in priority order (180 s start-up test windows first, then its dev windows, then the
-other start-ups) and each finished one is saved to benchmarks/autoscaling_results.json at once, so
-a run cut short leaves every finished job and `--resume` carries on from there. The README section
-says which jobs are missing.
+The jobs run in priority order (180 s start-up test windows, every seed of a window in a row, then
+its dev windows, then the other start-ups), the jobs of a window and seed whose predictive fits are
+the same (60 s and 180 s) in one task on one `FitCache`; each finished task's jobs are saved to
+benchmarks/autoscaling_results.json at once, so a run cut short leaves every finished job and
+`--resume` carries on from there. The README section says which jobs are missing.
 
     python -m benchmarks.autoscaling                 # the protocol, resumable with --resume
     python -m benchmarks.autoscaling --quick         # 1 window, 1 seed, 180 s: a few minutes
@@ -32,13 +33,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from benchmarks._autoscaling_report import markdown, write_section
 from benchmarks._provenance import commit
-from forecasting.base import DAY_S
+from forecasting.base import DAY_S, ForecastConfig
+from scaler.leadtime import forecast_config
 from scaler.sim import ClusterConfig
 from scaler.sim.compare import FLOORS, Setup, compare, demand_at_step, rescaled, settings_json, to_json
 from scaler.sim.compare import POLICIES as ALL_POLICIES
-from scaler.sim.predictive import PredictiveSettings
+from scaler.sim.interface import Scenario
+from scaler.sim.predictive import FitCache, PredictiveSettings
 from scaler.traces import Trace, load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,23 +93,37 @@ def protocol(path: Path = WINDOWS) -> dict[str, Any]:
 
 
 def jobs(windows: dict[str, Any]) -> list[Job]:
-    """Every job of the protocol, in priority order: the first seed at every start-up (180 s first,
-    then the longest), test windows then dev windows; then the other seeds, round by round."""
+    """Every job of the protocol, in priority order: start-up by start-up (180 s first, then the
+    longest), its test windows then its dev windows, each window with all its seeds in a row (a
+    table cell counts a window only once every seed of it ran)."""
     settings = windows["protocol"]
     startups = sorted(settings["startups_s"], key=lambda s: (s != FIRST_STARTUP_S, -s))
-    test_seeds, dev_seeds = list(settings["test_seeds"]), list(settings["dev_seeds"])
-    found: list[Job] = []
-    for round_ in range(max(len(test_seeds), len(dev_seeds))):
-        for startup in startups:
-            for split, seeds in (("test", test_seeds), ("dev", dev_seeds)):
-                if round_ >= len(seeds):
-                    continue
-                for name, spec in windows["traces"].items():
-                    found += [
-                        Job(name, split, float(day), int(seeds[round_]), float(startup))
-                        for day in spec[split]
-                    ]
-    return found
+    seeds = {"test": list(settings["test_seeds"]), "dev": list(settings["dev_seeds"])}
+    return [
+        Job(name, split, float(day), int(seed), float(startup))
+        for startup in startups
+        for split in ("test", "dev")
+        for name, spec in windows["traces"].items()
+        for day in spec[split]
+        for seed in seeds[split]
+    ]
+
+
+def tasks(found: list[Job], peak: float) -> list[list[Job]]:
+    """`found` grouped into the tasks a worker runs, in the order their first job comes: the jobs of
+    one window and seed whose predictive fits are the same (the same forecasting settings: 60 s and
+    180 s start-ups fit the same horizon in 300 s steps) run one after the other on one `FitCache`."""
+    groups: dict[tuple[object, ...], list[Job]] = {}
+    for job in found:
+        key = (job.trace, job.split, job.start_day, job.seed, _forecasting(job.startup_s, peak))
+        groups.setdefault(key, []).append(job)
+    return list(groups.values())
+
+
+def _forecasting(startup_s: float, peak: float) -> ForecastConfig:
+    setup = setup_for(startup_s, 1, peak)
+    scenario = Scenario(0.0, 5.0, np.zeros(1), setup.cluster, setup.scaling)
+    return forecast_config(setup.settings.trigger(scenario))
 
 
 def load(spec: dict[str, Any], data: Path) -> Trace:
@@ -145,8 +164,17 @@ def setup_for(startup_s: float, seed: int, peak: float) -> Setup:
 _TRACES: dict[str, Trace] = {}
 
 
-def run_job(job: Job, spec: dict[str, Any], data: Path, peak: float) -> dict[str, Any]:
-    """One (window, seed, start-up): the simulate command's JSON, compacted, plus timing."""
+def run_task(group: list[Job], spec: dict[str, Any], data: Path, peak: float) -> list[dict[str, Any]]:
+    """The jobs of one task (`tasks`), sharing their fits."""
+    fits = FitCache()
+    return [run_job(job, spec, data, peak, fits) for job in group]
+
+
+def run_job(
+    job: Job, spec: dict[str, Any], data: Path, peak: float, fits: FitCache | None = None
+) -> dict[str, Any]:
+    """One (window, seed, start-up): the simulate command's JSON, compacted, plus timing; `fits`
+    shares fits with other jobs on the same window and seed."""
     started = time.perf_counter()
     if job.trace not in _TRACES:
         _TRACES[job.trace] = load(spec, data)
@@ -161,7 +189,7 @@ def run_job(job: Job, spec: dict[str, Any], data: Path, peak: float) -> dict[str
     window = Trace(trace.name, trace.at_s[inside], trace.values[inside], trace.step_s)
     setup = setup_for(job.startup_s, job.seed, peak)
     past, window = rescaled(past, window, peak_replicas=peak, cluster=setup.cluster)
-    result = compare(past if past.values.size else None, window, setup)
+    result = compare(past if past.values.size else None, window, setup, fits=fits)
     about = {
         "job": job._asdict(),
         "kind": spec["kind"],
@@ -200,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and RESULTS.exists():
         saved = json.loads(RESULTS.read_text())
         todo = [job for job in todo if job.key not in saved["runs"]]
+    queue = tasks(todo, peak)
     started = time.perf_counter()
     saved["meta"] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -212,26 +241,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{len(todo)} jobs to run", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        pending: set[Future[dict[str, Any]]] = set()
-        queue = list(todo)
+        pending: set[Future[list[dict[str, Any]]]] = set()
 
         def submit() -> None:
             while queue and len(pending) < args.jobs:
                 if args.deadline is not None and time.perf_counter() - started > args.deadline * 60:
                     queue.clear()
                     return
-                job = queue.pop(0)
-                spec = windows["traces"][job.trace]
-                pending.add(pool.submit(run_job, job, spec, args.data, peak))
+                group = queue.pop(0)
+                spec = windows["traces"][group[0].trace]
+                pending.add(pool.submit(run_task, group, spec, args.data, peak))
 
         submit()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 pending.discard(future)
-                run = future.result()
-                saved["runs"][run["key"]] = run
-                print(f"{run['key']}: {run['seconds']:.0f} s", file=sys.stderr, flush=True)
+                for run in future.result():
+                    saved["runs"][run["key"]] = run
+                    print(f"{run['key']}: {run['seconds']:.0f} s", file=sys.stderr, flush=True)
                 if not args.quick:
                     saved["meta"]["seconds"] = time.perf_counter() - started
                     RESULTS.write_text(json.dumps(saved, indent=None, default=_json_default) + "\n")
