@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._data import SERIES, Spec, load
+from benchmarks._data import DATA, SERIES, Spec, load
 from benchmarks._provenance import commit, emit
 from forecasting.base import MEMBERS
 from scaler.plan.core import PlanOptions, plan_trace, to_json
@@ -33,22 +33,49 @@ from scaler.plan.fleet import Job, plan_fleet
 from scaler.plan.forecast import hourly
 from scaler.plan.profile import Profile, load_prices, load_profile
 from scaler.plan.replay import replay_schedule
-from scaler.traces import Trace
+from scaler.traces import NASA_START_S, Trace, load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "deploy" / "plan" / "profile.example.yaml"
 PRICES = ROOT / "deploy" / "plan" / "prices.example.yaml"
 DAY_S, WEEK_S = 86_400.0, 7 * 86_400.0
 PEAK_REPLICAS = 40
-SPIKY = {"elb_requests_8c0756", "twitter_goog", "twitter_aapl", "ec2_network_in"}
-KINDS = {"rds_cpu_cc0c53": "level shift x2.4 on day 11", "nasa_http": "diurnal (zero-filled outage)"}
+SPIKY = {"elb_requests_8c0756", "twitter_goog", "twitter_aapl", "ec2_network_in", "twitter_fb", "twitter_ibm"}
+KINDS = {
+    "asg_cpu": "saturation incidents",
+    "rds_cpu_cc0c53": "level shift x2.4 on day 11",
+    "nasa_http": "diurnal (zero-filled outage)",
+    "nasa_http_axis": "diurnal (outage; SOURCE.md time axis)",
+}
 EXTRA = (
     Spec("twitter_aapl", ("nab/realTweets/Twitter_volume_AAPL.csv",), 300, "spiky (viral)"),
     Spec("ec2_network_in", ("nab/realAWSCloudwatch/ec2_network_in_257a54.csv",), 300, "bursts ~1000x"),
 )
+# `loop --dev`: windows the evaluation above never uses, to check a change (or choose a setting) on
+# before it is evaluated: NYC taxi from its fifth window on (September to January, with Thanksgiving and
+# Christmas), two more Twitter traces and a CPU trace with saturation incidents.
+DEV = (
+    (SERIES[0], 4),
+    (Spec("twitter_fb", ("nab/realTweets/Twitter_volume_FB.csv",), 300, "spiky (viral)"), 0),
+    (Spec("twitter_ibm", ("nab/realTweets/Twitter_volume_IBM.csv",), 300, "spiky (viral)"), 0),
+    (Spec("asg_cpu", ("nab/realKnownCause/cpu_utilization_asg_misconfiguration.csv",), 300, "incidents"), 0),
+)
+
+
+# NASA-HTTP: scaler.traces joins the July and August logs end to end; the trace's SOURCE.md says index
+# 2,381,544 is 1995-08-01 00:00:01 local, 3.4 days after the second before it. `nasa_http_axis` puts the
+# August part there (rounded to the step), so that weekdays stay in phase after the join; the 3.4 days
+# between are missing data to the planner.
+NASA_JOIN_S = NASA_START_S + 2_381_544
+NASA_AUGUST_S = NASA_START_S + 31 * DAY_S
+NASA_AXIS = Spec("nasa_http_axis", ("nasa_http_1995/workload.txt",), 300, "diurnal + weekly web")
 
 
 def as_trace(spec: Spec) -> Trace:
+    if spec.name == NASA_AXIS.name:
+        trace = load_trace(DATA / spec.paths[0], step_s=spec.step_s)
+        gap_s = round((NASA_AUGUST_S - NASA_JOIN_S) / spec.step_s) * spec.step_s
+        return trace._replace(at_s=np.where(trace.at_s >= NASA_JOIN_S, trace.at_s + gap_s, trace.at_s))
     series = load(spec)
     at_s = series.start_s + series.step_s * np.arange(len(series), dtype=np.float64)
     return Trace(spec.name, at_s, series.values, series.step_s)
@@ -129,8 +156,10 @@ def run_loop(args: argparse.Namespace) -> str:
         "deterministic (cv 0)": dataclasses.replace(example, service_time_cv=0.0, load_test=()),
     }
     rows = []
-    specs = [s for s in (*SERIES, *EXTRA) if not args.traces or s.name in args.traces.split(",")]
-    for spec in specs:
+    chosen = DEV if args.dev else tuple((spec, 0) for spec in (*SERIES, NASA_AXIS, *EXTRA))
+    plan_specs = [(s, k) for s, k in chosen if not args.traces or s.name in args.traces.split(",")]
+    specs = [s for s, _ in plan_specs]
+    for spec, skip in plan_specs:
         trace = as_trace(spec)
         span_s = trace.at_s[-1] - trace.at_s[0]
         history_s = min(5 * WEEK_S, span_s - WEEK_S) if span_s >= 4.3 * WEEK_S else span_s - 4 * DAY_S
@@ -141,7 +170,8 @@ def run_loop(args: argparse.Namespace) -> str:
                 file=sys.stderr,
             )
             continue
-        starts = [trace.at_s[0] + k * WEEK_S for k in range(args.windows)]
+        count = args.windows if not args.dev else 10**6
+        starts = [trace.at_s[0] + k * WEEK_S for k in range(skip, skip + count)]
         starts = [s for s in starts if s + history_s + replay_s <= trace.at_s[-1] + trace.step_s]
         for start in starts:
             origin = np.floor((start + history_s) / 3600) * 3600
@@ -211,6 +241,7 @@ def main() -> None:
     loop = sub.add_parser("loop")
     loop.add_argument("--windows", type=int, default=4)
     loop.add_argument("--traces", help="comma-separated trace names (default: all)")
+    loop.add_argument("--dev", action="store_true", help="the development windows (DEV), all of them")
     loop.add_argument("--out", type=Path)
     args = parser.parse_args()
     emit(run_fleet(args) if args.what == "fleet" else run_loop(args), args.out)

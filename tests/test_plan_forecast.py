@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from forecasting import Series
+from scaler.plan.clean import suspect_hours
 from scaler.plan.forecast import (
     HistoryError,
     config_for,
     forecast_demand,
     hourly,
-    suspect_hours,
     trend_per_month,
 )
 from scaler.traces import Trace, load_trace

@@ -1,9 +1,11 @@
 """The hourly demand forecast a plan is sized on: the project's ensemble at a one-hour step. Pure.
 
     trace (requests/s, any step) -> hourly mean rate (forecasting.prepare) + intra-hour peak factors
+        -> cleaned (scaler.plan.clean: outage hours made missing, the level after the last shift)
         -> ensemble fitted with a weekly season (daily when the history is too short for it)
-        -> one season ahead (mean, calibrated upper quantile), tiled over the horizon
-        -> growth (the history's trend, or the user's) -> rolling backtest (MASE, coverage)
+        -> one season ahead (mean, calibrated upper quantile), brought to the recent level,
+           tiled over the horizon -> growth (the history's trend, or the user's)
+        -> rolling backtest (MASE, coverage) on the cleaned history
 
 Choices the ensemble does not make for a plan:
 
@@ -14,6 +16,14 @@ Choices the ensemble does not make for a plan:
   hour); later seasons repeat that forecast, and their margins grow with the square root of the
   number of seasons ahead (a level that wanders like a random walk), so a 4-week plan's last week
   has twice the first week's margin.
+- **Level.** The models follow the last hours (AutoETS and AutoTheta most), which is right for the
+  scaler's next minutes and wrong for weeks: a dip in the last two hours would be planned for a month.
+  Where the one-season forecast's mean is below the history's recent level (`recent_level`: the
+  median of the last three weeks' means, or of the last week's daily means with less history), it
+  is scaled up to it. Only up: a forecast above that level costs money, not the SLO, and a real drop
+  is found as a level shift (`scaler.plan.clean`) before the fit. The rule (median of three weeks,
+  up only) was chosen on the development windows of benchmarks/plan_fleet.py (`loop --dev`), against
+  the mean of the last week and against scaling both ways, before the evaluated windows were run.
 - **Growth.** A factor (1 + g)^(t / month) from the history's end: g from `--growth`, or fitted as
   the log-linear trend of the history's one-week moving average once it holds eight weeks. Over
   fewer weeks a "trend" is mostly the season of the year (August's holidays, September's return):
@@ -34,6 +44,7 @@ import numpy as np
 
 from forecasting import ForecastConfig, Forecaster, Series, backtest, prepare
 from forecasting.base import MEMBERS
+from scaler.plan.clean import Shift, clean
 from scaler.plan.queueing import FloatArray
 from scaler.traces import Trace
 
@@ -46,6 +57,7 @@ ORIGINS, MIN_ORIGINS = 24, 8
 BACKTEST_STRIDE_H = 24
 MAX_HISTORY_H = 10 * WEEK_H
 TREND_MIN_H = 8 * WEEK_H
+LEVEL_WEEKS = 3
 
 Progress = Callable[[str], None]
 
@@ -84,18 +96,30 @@ class Demand:
     peak_factor: FloatArray
     """Per hour of day (UTC), the intra-hour peak over mean applied to `upper`."""
     history: Series
+    """The history as fitted: cleaned (`scaler.plan.clean`)."""
     backtest: Backtest | None
+    level_factor: float = 1.0
+    """The factor applied to the ensemble's forecast: the recent level over its own, when above 1."""
+    level_window_h: int = 0
+    """Hours at the history's end the recent level is taken from (`recent_level`)."""
+    missing_hours: int = 0
+    """History hours absent from the input (long gaps filled from the previous season)."""
     suspect_hours: int = 0
-    """History hours that look like an outage (see `suspect_hours`)."""
+    """History hours that look like an outage (`scaler.plan.clean.suspect_mask`), treated as missing."""
     suspect_until_s: float | None = None
     """The end of the last of them."""
+    shift: Shift | None = None
+    """The last level shift in the history, whose level the forecast follows."""
 
 
 def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
     """The trace's hourly mean rate and its per-hour-of-day peak factors (ones for hourly or coarser data)."""
     at_s = np.asarray(trace.at_s, dtype=np.float64)
     values = np.asarray(trace.values, dtype=np.float64)
-    series = prepare(at_s, values, HOUR_S, season_steps=DAY_H)
+    # Long gaps are filled from the previous season and marked unobserved, where prepare can: from a
+    # week earlier (same weekday) where that keeps at least as much history as a day earlier would (a
+    # gap of days cannot be filled from the day before; prepare would drop the history before it).
+    series = max((prepare(at_s, values, HOUR_S, season_steps=season) for season in (WEEK_H, DAY_H)), key=len)
     peak = np.ones(DAY_H)
     if trace.step_s < HOUR_S and at_s.size:
         good = np.isfinite(values) & (values >= 0)
@@ -116,22 +140,6 @@ def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
     return series, peak
 
 
-def suspect_hours(series: Series, *, floor: float = 0.1, run_h: int = 2) -> tuple[int, float | None]:
-    """Hours under `floor` x the median of their hour of day, in runs of `run_h` or more: an outage or
-    a broken scrape recorded as (near) zeros, which a seasonal forecast would repeat. Returns their
-    count and the end of the last run."""
-    y = series.values
-    of_day = ((series.start_s / HOUR_S + np.arange(y.size)) % DAY_H).astype(np.int64)
-    typical = np.array([np.median(y[of_day == h]) if (of_day == h).any() else 0.0 for h in range(DAY_H)])
-    low = (y < floor * typical[of_day]) & (typical[of_day] > 0)
-    edges = np.diff(np.concatenate(([0], low.astype(np.int8), [0])))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    long = (stops - starts) >= run_h
-    if not long.any():
-        return 0, None
-    return int((stops - starts)[long].sum()), series.start_s + float(stops[long][-1]) * HOUR_S
-
-
 def trend_per_month(series: Series) -> float | None:
     """Growth per month from the log-linear trend of the one-week moving average; None under
     `TREND_MIN_H` of history."""
@@ -144,6 +152,19 @@ def trend_per_month(series: Series) -> float | None:
     t = np.arange(smooth.size, dtype=np.float64)
     slope = float(np.polyfit(t, np.log(smooth), 1)[0])
     return math.expm1(slope * MONTH_H)
+
+
+def recent_level(series: Series) -> tuple[float, int]:
+    """The level a plan is brought to and the hours at the history's end it is taken from: the median
+    of the last three weeks' means (a holiday week among them does not set it), or with less history
+    the median of the last week's daily means."""
+    y = series.values
+    if y.size >= LEVEL_WEEKS * WEEK_H:
+        weeks = y[-LEVEL_WEEKS * WEEK_H :].reshape(LEVEL_WEEKS, WEEK_H).mean(axis=1)
+        return float(np.median(weeks)), LEVEL_WEEKS * WEEK_H
+    days = max(1, min(7, y.size // DAY_H))
+    daily = y[-days * DAY_H :].reshape(days, DAY_H).mean(axis=1)
+    return float(np.median(daily)), days * DAY_H
 
 
 def config_for(n: int, *, members: tuple[str, ...] = MEMBERS) -> ForecastConfig:
@@ -190,7 +211,8 @@ def forecast_demand(
     """Forecast `horizon_h` hours after `series` (hourly); score it with `backtest_origins` origins."""
     say = progress or (lambda _line: None)
     n = min(len(series), MAX_HISTORY_H)
-    series = series.window(-n, None)
+    cleaned = clean(series.window(-n, None))
+    series = cleaned.series
     config = config_for(n, members=members)
     season = config.horizon_steps
     shortest = n - season - BACKTEST_STRIDE_H * (backtest_origins - 1)
@@ -219,9 +241,13 @@ def forecast_demand(
     if fitted.answer is None:
         raise HistoryError(f"no forecast: {fitted.reason}")
     one = forecaster.forecast(season, quantile)
+    # A plan spans weeks: not below the recent weeks' level, whatever the last hours did to the models'.
+    recent, window_h = recent_level(series)
+    expected = float(one.mean.mean())
+    level = max(1.0, recent / expected) if expected > 0 else 1.0
     lead = np.arange(horizon_h)
-    mean = one.mean[lead % season]
-    margin = np.maximum(one.upper - one.mean, 0.0)[lead % season] * np.sqrt(1 + lead // season)
+    mean = one.mean[lead % season] * level
+    margin = np.maximum(one.upper - one.mean, 0.0)[lead % season] * level * np.sqrt(1 + lead // season)
     if growth_per_month is None:
         trend = trend_per_month(series)
         growth, source = (
@@ -233,7 +259,6 @@ def forecast_demand(
     start_s = series.end_s
     of_day = ((start_s / HOUR_S + lead) % DAY_H).astype(np.int64)
     upper = (mean + margin) * factor * peak_factor[of_day]
-    suspect, until_s = suspect_hours(series)
     return Demand(
         start_s,
         mean * factor,
@@ -247,6 +272,10 @@ def forecast_demand(
         peak_factor,
         series,
         scores,
-        suspect,
-        until_s,
+        level,
+        window_h,
+        cleaned.missing_hours,
+        cleaned.suspect_hours,
+        cleaned.suspect_until_s,
+        cleaned.shift,
     )

@@ -117,16 +117,12 @@ def _trust_lines(plan: Plan) -> list[str]:
     season = "weekly" if d.season_h == 168 else "daily"
     lines = [
         f"- Forecast: `{d.model}` ({d.reason}), {season} season, from {len(d.history)} hours of history.",
+        _level_line(plan),
         f"- Growth: {100 * d.growth_per_month:+.1f} % a month ({d.growth_source}).",
         f"- Peaks within the hour: the sized rate is the hourly upper bound x {float(d.peak_factor.min()):.2f}"
         f"-{float(d.peak_factor.max()):.2f} by hour of day (the history's intra-hour peaks).",
     ]
-    if d.suspect_hours:
-        lines.append(
-            f"- **Check the history**: {d.suspect_hours} hours are under a tenth of their hour of day's median, "
-            f"in runs of 2 h or more (an outage or a broken scrape?), the last ending {iso(d.suspect_until_s or 0.0)}. "
-            "A seasonal forecast repeats them as low demand: fill or cut them, then plan again."
-        )
+    lines += _history_lines(plan)
     if d.backtest is None:
         lines.append("- No backtest: the history is too short for one (it needs a season more than the fit).")
     else:
@@ -141,6 +137,47 @@ def _trust_lines(plan: Plan) -> list[str]:
             lines.append(
                 "  The band under-covers: treat the plan's peak hours as optimistic, or raise `--quantile`."
             )
+    return lines
+
+
+def _level_line(plan: Plan) -> str:
+    d = plan.demand
+    weeks, days = d.level_window_h // 168, d.level_window_h // 24
+    recent = (
+        f"the median of the history's last {weeks} weekly means"
+        if weeks >= 3
+        else f"the median of the history's last {days} daily means"
+    )
+    if round(d.level_factor, 2) > 1:
+        return (
+            f"- Level: the forecast raised x{d.level_factor:.2f} to {recent} (its models followed the "
+            "last hours below the recent weeks)."
+        )
+    return f"- Level: the forecast's own, at or above {recent}."
+
+
+def _history_lines(plan: Plan) -> list[str]:
+    """What cleaning the history changed: hours left out of the fit and the backtest, a level shift."""
+    d = plan.demand
+    lines = []
+    if d.missing_hours:
+        lines.append(
+            f"- Missing: {d.missing_hours} hours of the history had no samples (gaps over 3 h); they were "
+            "filled from the week (or the day) before for the fit and left out of the calibration and the backtest."
+        )
+    if d.suspect_hours:
+        lines.append(
+            f"- **Check the history**: {d.suspect_hours} hours are under a tenth of their hour of day's median, "
+            f"in runs of 2 h or more (an outage or a broken scrape?), the last ending "
+            f"{iso(d.suspect_until_s or 0.0)}. They were treated as missing, not as zero demand: filled from "
+            "the week before (the day before in the first week) for the fit and left out of the calibration "
+            "and the backtest."
+        )
+    if d.shift is not None:
+        lines.append(
+            f"- **Level shift** on {iso(d.shift.at_s)}: daily demand x{d.shift.ratio:.2f} from then on. The "
+            "history before it was scaled by that ratio, so the forecast follows the level after it."
+        )
     return lines
 
 
