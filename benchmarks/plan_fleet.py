@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from benchmarks._provenance import commit, emit
 from forecasting.base import MEMBERS
 from scaler.plan.core import PlanOptions, plan_trace, to_json
 from scaler.plan.fleet import Job, plan_fleet
-from scaler.plan.forecast import hourly
+from scaler.plan.forecast import Demand, hourly
 from scaler.plan.profile import Profile, load_prices, load_profile
 from scaler.plan.replay import replay_schedule
 from scaler.traces import NASA_START_S, Trace, load_trace
@@ -195,7 +196,7 @@ def run_loop(args: argparse.Namespace) -> str:
                         profile,
                         service_time_s=profile.service_time_s,
                     )
-                rows.append((spec.name, label, origin, hours, out, naive, plan.demand.season_h))
+                rows.append((spec.name, label, origin, hours, out, naive, plan.demand))
                 print(
                     f"{spec.name} {label} @{origin:.0f}: over {out.over_slo_fraction:.4f}, "
                     f"{out.slo_violation_minutes} min; naive {naive.over_slo_fraction:.4f}",
@@ -207,8 +208,8 @@ def run_loop(args: argparse.Namespace) -> str:
         f"history (SLO: p{100 * example.slo_quantile:g} <= {example.slo_seconds:g} s; met = at most "
         f"{100 * allowed:g} % of requests slower).",
         "",
-        "| trace | kind | profile | windows | SLO met | requests over SLO (worst) | SLO minutes (worst) | GPU-hours vs naive | naive met |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| trace | kind | profile | windows | SLO met | requests over SLO (worst) | SLO minutes (worst) | GPU-hours vs naive | naive met | history cleaned: suspect h, shifts, level raised |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for spec in specs:
         for label in profiles:
@@ -223,9 +224,21 @@ def run_loop(args: argparse.Namespace) -> str:
             kind = "spiky" if spec.name in SPIKY else KINDS.get(spec.name, "diurnal")
             lines.append(
                 f"| {spec.name} | {kind} | {label} | {len(mine)} | {met}/{len(mine)} | {100 * worst:.2f} % | "
-                f"{minutes} | {ratio:.2f} | {naive_met}/{len(mine)} |"
+                f"{minutes} | {ratio:.2f} | {naive_met}/{len(mine)} | {_cleaned(r[6] for r in mine)} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _cleaned(demands: Iterable[Demand]) -> str:
+    """What cleaning did over a trace's windows: suspect hours left out (summed), level shifts found,
+    windows whose forecast was raised to the recent weeks' level (by at most x)."""
+    got = list(demands)
+    raised = [d.level_factor for d in got if round(d.level_factor, 2) > 1]
+    shifts = [f"x{d.shift.ratio:.2f}" for d in got if d.shift is not None]
+    return (
+        f"{sum(d.suspect_hours for d in got)} h, {len(shifts)}{' (' + ' '.join(shifts) + ')' if shifts else ''}, "
+        f"{len(raised)}{f' (<= x{max(raised):.2f})' if raised else ''}"
+    )
 
 
 def main() -> None:
