@@ -8,10 +8,12 @@ Prometheus with its own query, so each one polls it every `step` (15 s) in the b
 
 1. Baseline: one target, GetMetrics at the pace the N targets will get, p99 measured.
 2. Create: GetMetricSpec for each of N targets, then GetMetrics until every one answers OK.
-3. KEDA's pace: each target gets GetMetrics every 15 s and IsActive every 30 s (the HPA's and
+3. Warm-up: `--warmup-s` at KEDA's pace, not measured (the server's heap settles after the
+   creations, scaler.server.heap).
+4. KEDA's pace: each target gets GetMetrics every 15 s and IsActive every 30 s (the HPA's and
    KEDA's polling), phases spread at random, for `--duration-s`; client-side connections to the fake
    Prometheus sampled every second.
-4. Saturated: `--concurrency` GetMetrics in flight, round-robin over the targets.
+5. Saturated: `--concurrency` GetMetrics in flight, round-robin over the targets.
 
     .venv/bin/python benchmarks/scale.py [--targets 5000] [--duration-s 60] [--out results.md]
 """
@@ -57,6 +59,7 @@ IS_ACTIVE_EVERY_S = 30.0
 
 class Options(NamedTuple):
     targets: int
+    warmup_s: float
     duration_s: float
     saturate_s: float
     concurrency: int
@@ -88,11 +91,11 @@ def runqueue_wait_s(pid: int) -> float:
 
 
 def server_buckets(http_port: int) -> dict[str, dict[float, float]]:
-    """The server's own histograms: GetMetrics latency (OK answers) and event-loop lag, as
-    cumulative counts per bucket bound (seconds)."""
+    """The server's own histograms: GetMetrics latency (OK answers), event-loop lag and garbage
+    collector pauses (all generations), as cumulative counts per bucket bound (seconds)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
         text = answer.read().decode()
-    found: dict[str, dict[float, float]] = {"rpc": {}, "lag": {}}
+    found: dict[str, dict[float, float]] = {"rpc": {}, "lag": {}, "gc": {}}
     for line in text.splitlines():
         if line.startswith("prescaler_rpc_duration_seconds_bucket{"):
             if 'method="GetMetrics"' not in line or 'code="OK"' not in line:
@@ -100,11 +103,23 @@ def server_buckets(http_port: int) -> dict[str, dict[float, float]]:
             which = found["rpc"]
         elif line.startswith("prescaler_event_loop_lag_seconds_bucket{"):
             which = found["lag"]
+        elif line.startswith("prescaler_gc_pause_seconds_bucket{"):
+            which = found["gc"]
         else:
             continue
         bound = float(line.split('le="', 1)[1].split('"', 1)[0])
         which[bound] = which.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
     return found
+
+
+def bucket_max_ms(before: dict[float, float], after: dict[float, float]) -> float:
+    """The upper bound of the bucket holding the longest of the observations between two scrapes."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1] if counts else 0.0
+    for bound, cumulative in counts:
+        if total and cumulative >= total:
+            return bound * 1000
+    return float("nan")
 
 
 def bucket_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
@@ -254,6 +269,10 @@ async def run(options: Options) -> list[str]:
                 create_s = await create(stub, refs)
                 await asyncio.sleep(2.0)
                 after = rss_kb(server.pid)
+                # Not measured: the server's first minute with its targets (the heap settles once
+                # the creations stop, scaler.server.heap), as a cluster's steady state follows it.
+                print(f"warm-up at KEDA's pace for {options.warmup_s:.0f} s (not measured)", flush=True)
+                await paced(stub, refs, options.warmup_s, prometheus.port)
                 print(f"KEDA's pace for {options.duration_s:.0f} s", flush=True)
                 cpu_before, wall_before = cpu_s(server.pid), time.perf_counter()
                 waited_before = runqueue_wait_s(server.pid)
@@ -274,6 +293,7 @@ async def run(options: Options) -> list[str]:
                 buckets_after = await asyncio.to_thread(server_buckets, http_port)
                 server_p99 = bucket_p99_ms(buckets_before["rpc"], buckets_after["rpc"])
                 lag_p99 = bucket_p99_ms(buckets_before["lag"], buckets_after["lag"])
+                gc_max = bucket_max_ms(buckets_before["gc"], buckets_after["gc"])
                 wall = time.perf_counter() - wall_before
                 busy = (cpu_s(server.pid) - cpu_before) / wall
                 waited = (runqueue_wait_s(server.pid) - waited_before) / wall
@@ -290,7 +310,7 @@ async def run(options: Options) -> list[str]:
     lines = [
         "| measure | value |",
         "|---|---|",
-        f"| targets (reactive, Prometheus-backed, one query each, step 15 s) | {options.targets:,} |",
+        f"| targets (reactive, Prometheus-backed, one query each, step {STEP}) | {options.targets:,} |",
         f"| time to create (GetMetricSpec, then GetMetrics until OK) | {create_s:.1f} s |",
         f"| server RSS before targets / after creating / after KEDA's pace | {before / 1024:.0f} / {after / 1024:.0f} / {rss_paced / 1024:.0f} MiB |",
         f"| memory per target | {per_target:.1f} KB |",
@@ -303,6 +323,7 @@ async def run(options: Options) -> list[str]:
         f"| GetMetrics p50 / p99 seen by a separate light client (20/s) meanwhile | {np.percentile(probe_ms, 50):.2f} / {np.percentile(probe_ms, 99):.2f} ms |",
         f"| GetMetrics p99 as the server measures it (its histogram's bucket) | at most {server_p99:g} ms |",
         f"| the server's event-loop lag, p99 (a timer due every 100 ms; its histogram's bucket) | at most {lag_p99:g} ms |",
+        f"| the server's longest garbage-collector pause (its histogram's bucket) | at most {gc_max:g} ms |",
         f"| GetMetrics p99, 1 target at the same call rate (same run) | {p99_ms(base):.2f} ms |",
         f"| ratio of the two p99s | {p99 / p99_ms(base):.2f}x |",
         f"| saturated: GetMetrics/s, p99 ({options.concurrency} in flight) | {rps:,.0f}/s, {p99_ms(hot):.2f} ms |",
@@ -369,6 +390,9 @@ def start_probe(port: int, address: str, seconds: float) -> subprocess.Popen[str
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=5000)
+    parser.add_argument(
+        "--warmup-s", type=float, default=30.0, help="KEDA's pace before the measured phase (not measured)"
+    )
     parser.add_argument("--duration-s", type=float, default=60.0)
     parser.add_argument("--saturate-s", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -381,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     global STEP
     STEP = args.step
-    options = Options(args.targets, args.duration_s, args.saturate_s, args.concurrency)
+    options = Options(args.targets, args.warmup_s, args.duration_s, args.saturate_s, args.concurrency)
     lines = asyncio.run(run(options))
     about = (
         f"Commit {commit()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()}, "

@@ -87,7 +87,8 @@ class Refresher:
         self._decision: Decision | None = None
         self._error: PrescalerError | None = None
         self._attempted = asyncio.Event()
-        self._refreshed = asyncio.Event()
+        # Created when a stream first waits: without streams a step allocates no event.
+        self._refreshed: asyncio.Event | None = None
         self._log = _TargetLog(logger, {"target": str(key)})
         self.predictor: Predictor | None = None
         self._bound_reason = ""
@@ -166,6 +167,8 @@ class Refresher:
 
     async def refreshed(self) -> None:
         """Wait until the next refresh has finished, successfully or not."""
+        if self._refreshed is None:
+            self._refreshed = asyncio.Event()
         await self._refreshed.wait()
 
     async def refresh(self) -> None:
@@ -283,8 +286,9 @@ class Refresher:
 
     def _wake(self) -> None:
         # Wake every stream waiting on this target; each compares and sends only a change.
-        event, self._refreshed = self._refreshed, asyncio.Event()
-        event.set()
+        event, self._refreshed = self._refreshed, None
+        if event is not None:
+            event.set()
 
     async def aclose(self) -> None:
         """Stop background work and close the sources."""

@@ -95,6 +95,9 @@ class Registry:
         self._wall = wall
         self._parsed: OrderedDict[str, TriggerConfig | ConfigError] = OrderedDict()
         self._targets: dict[TargetKey, _Tracked] = {}
+        self.created_total = 0
+        """Targets created so far (with `dropped_total`: what the server's heap settler watches)."""
+        self.dropped_total = 0
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -120,11 +123,13 @@ class Registry:
 
     def track(self, namespace: str, name: str, metadata: Mapping[str, str]) -> Refresher:
         """The target's refresher, started now if this is the first RPC naming it."""
-        digest, config = self.config(metadata)
-        key = TargetKey(namespace, name, digest)
-        tracked = self._targets.get(key)
+        # A tracked target's metadata parsed once, when it was created: its calls skip the parse
+        # cache, which holds fewer maps than a large cluster has targets.
+        tracked = self._targets.get(TargetKey(namespace, name, metadata_digest(metadata)))
         now = self._clock()
         if tracked is None:
+            digest, config = self.config(metadata)
+            key = TargetKey(namespace, name, digest)
             try:
                 source, rate_source, replicas_source = open_sources(
                     config, self._settings, self._source_factory, namespace
@@ -146,6 +151,7 @@ class Registry:
             )
             task = asyncio.create_task(refresher.run(), name=f"refresh {key}")
             tracked = self._targets[key] = _Tracked(refresher, task, now)
+            self.created_total += 1
             self._telemetry.tracked_targets.set(len(self._targets))
             logger.info(
                 "tracking %s (%s, source %s, step %ss)", key, config.mode, config.source, config.step_s
@@ -224,6 +230,7 @@ class Registry:
 
     async def _drop(self, key: TargetKey) -> None:
         tracked = self._targets.pop(key)
+        self.dropped_total += 1
         tracked.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tracked.task

@@ -102,6 +102,14 @@ class Telemetry:
         self.evictions = Counter(
             "prescaler_target_evictions_total", "Targets dropped after being idle.", registry=registry
         )
+        self.gc_pause = Histogram(
+            "prescaler_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector, by generation: the whole process (every RPC and "
+            "poll) waits while one runs.",
+            ["generation"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=registry,
+        )
         self.loop_lag = Histogram(
             "prescaler_event_loop_lag_seconds",
             "How late the event loop ran a timer due every 100 ms: what every RPC waits before its "

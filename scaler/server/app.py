@@ -31,6 +31,7 @@ from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.forecast_pool import ForecastPool
 from scaler.registry import Registry
 from scaler.server.handlers import ExternalScalerService
+from scaler.server.heap import HeapSettler, PauseRecorder, defer_full_collections
 from scaler.server.http import HttpServer
 from scaler.settings import Settings
 from scaler.sources.catalog import SourceFactory
@@ -123,6 +124,8 @@ class App:
         self._server: grpc.aio.Server | None = None
         self._evictions: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._settler: asyncio.Task[None] | None = None
+        self._pauses = PauseRecorder(self.telemetry.gc_pause)
 
     async def start(self) -> Ports:
         """Bind both ports and start serving; returns the bound ports."""
@@ -162,6 +165,7 @@ class App:
         self._serving = True
         self._evictions = asyncio.create_task(self.registry.run_evictions(), name="evictions")
         self._watch = asyncio.create_task(watch_loop(self.telemetry), name="loop lag")
+        self._pauses.install()
         return Ports(grpc_port, http_port)
 
     async def stop(self) -> None:
@@ -179,6 +183,9 @@ class App:
             await self._server.stop(self.settings.grace_s)
         if self._watch is not None:
             self._watch.cancel()
+        if self._settler is not None:
+            self._settler.cancel()
+        self._pauses.remove()
         if self._evictions is not None:
             self._evictions.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +201,16 @@ class App:
         # objects): out of the collector's reach, a full collection scans only what targets hold.
         gc.collect()
         gc.freeze()
+        # Targets' own long-lived objects are frozen the same way once they settle, and full
+        # collections run on a schedule rather than on allocation pressure (scaler.server.heap).
+        thresholds = gc.get_threshold()
+        defer_full_collections()
         ports = await self.start()
+        registry = self.registry
+        self._settler = asyncio.create_task(
+            HeapSettler().run(lambda: (registry.created_total, registry.dropped_total, len(registry))),
+            name="heap settler",
+        )
         if on_ready is not None:
             on_ready(ports)
         stop = asyncio.Event()
@@ -212,3 +228,4 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
+            gc.set_threshold(*thresholds)
