@@ -26,7 +26,7 @@ from forecasting.models import ModelError, guarded
 from forecasting.prepare import prepare
 from scaler.leadtime import RETRY_S
 from scaler.sim.interface import PolicyFactory
-from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings
+from scaler.sim.predictive import FitCache, FitKey, Predictive, PredictiveSettings
 from scaler.traces import Trace
 from scaler.trigger import TriggerConfig
 
@@ -49,6 +49,7 @@ class HoltWintersPolicy(Predictive):
     ) -> None:
         super().__init__(config, past=past, start_s=start_s, fits=fits)
         self._path: CoarsePath | None = None
+        self._path_key: FitKey | None = None
 
     def _maybe_refit(self, now_s: float) -> None:
         if now_s < self._next_fit_s:
@@ -69,6 +70,7 @@ class HoltWintersPolicy(Predictive):
         cache[key] = path
         recent = hourly.values[-2:].copy()
         self._path = CoarsePath(HOUR_S, hourly.end_s, recent, path, np.zeros(steps))
+        self._path_key = key
         self.fits["holt_winters"] += 1
         self._fitted = True
         self._next_fit_s = now_s + config.refit_interval_s
@@ -79,8 +81,14 @@ class HoltWintersPolicy(Predictive):
         scale = self._service_time()
         if path is None or scale is None:
             return None
-        times = now_s + np.linspace(0.0, config.lead_time_s, LEAD_POINTS)
-        return float(np.max(path.at(times))) * scale
+        # The largest forecast over the lead time depends on the demand only: shared by a sweep.
+        key = (self._path_key, now_s, config.lead_time_s)
+        peaks = self._fits.peaks if self._fits is not None else {}
+        peak = peaks.get(key)
+        if peak is None:
+            times = now_s + np.linspace(0.0, config.lead_time_s, LEAD_POINTS)
+            peak = peaks[key] = float(np.max(path.at(times)))
+        return peak * scale
 
 
 def _forecast(y: FloatArray, steps: int) -> FloatArray:

@@ -137,6 +137,8 @@ class FitCache:
         every run at that quantile and lead time."""
         self.paths: dict[FitKey, FloatArray] = {}
         """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
+        self.peaks: dict[FitKey, float] = {}
+        """Holt-Winters' largest point forecast over the lead time, by path, time and lead time."""
         self.histories: dict[FitKey, History] = {}
         """Rate histories bootstrapped from the past, by the past and the trigger's step and history."""
         self._fine: dict[FitKey, Series] = {}
