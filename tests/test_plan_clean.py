@@ -12,6 +12,7 @@ from forecasting import Series
 from scaler.plan.clean import clean, last_shift, suspect_mask
 from scaler.plan.core import PlanOptions, plan_trace
 from scaler.plan.forecast import forecast_demand, hourly
+from scaler.plan.plot import plan_figure
 from scaler.plan.profile import load_prices, load_profile
 from scaler.plan.replay import replay_schedule
 from scaler.plan.report import report
@@ -73,6 +74,10 @@ def test_an_outage_in_the_last_week_is_not_planned_as_a_quiet_week() -> None:
     assert broken.mean[-100:-70].min() > 0.5 * clean_plan.mean[-100:-70].min()
     np.testing.assert_allclose(broken.mean.mean(), clean_plan.mean.mean(), rtol=0.05)
     assert broken.suspect_hours == 30
+    # The plan keeps the history as given beside the history as fitted.
+    assert (broken.history.values[-100:-70] == 0).all()
+    assert broken.fitted is not None and (broken.fitted.values[-100:-70] > 0).all()
+    assert clean_plan.fitted is None
 
 
 def test_the_backtest_leaves_outage_hours_out() -> None:
@@ -157,9 +162,12 @@ def test_the_report_says_which_hours_were_left_out_and_why_and_which_level_was_u
     profile = load_profile(ROOT / "deploy" / "plan" / "profile.example.yaml")
     prices = load_prices(ROOT / "deploy" / "plan" / "prices.example.yaml")
     options = PlanOptions(horizon_h=48, members=(), backtest_origins=0, sim_check=False)
-    text = report(plan_trace("outage", history, profile, prices, options))
+    plan = plan_trace("outage", history, profile, prices, options)
+    text = report(plan)
     assert "**Check the history**: 25 hours" in text
     assert "treated as missing, not as zero demand" in text
+    labels = [line.get_label() for line in plan_figure(plan).axes[0].get_lines()]
+    assert "history (hourly mean)" in labels and "as fitted (outages filled, level)" in labels
     assert "- Level: the forecast's own, at or above the median of the history's last 3 weekly means" in text
     assert "Growth: +0.0 % a month (none: a trend needs eight weeks of history)" in text
 

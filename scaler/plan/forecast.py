@@ -96,7 +96,7 @@ class Demand:
     peak_factor: FloatArray
     """Per hour of day (UTC), the intra-hour peak over mean applied to `upper`."""
     history: Series
-    """The history as fitted: cleaned (`scaler.plan.clean`)."""
+    """The history as given (hourly, its last `MAX_HISTORY_H` hours at most)."""
     backtest: Backtest | None
     level_factor: float = 1.0
     """The factor applied to the ensemble's forecast: the recent level over its own, when above 1."""
@@ -110,6 +110,8 @@ class Demand:
     """The end of the last of them."""
     shift: Shift | None = None
     """The last level shift in the history, whose level the forecast follows."""
+    fitted: Series | None = None
+    """The history as fitted: cleaned (`scaler.plan.clean`); None where it is `history` unchanged."""
 
 
 def hourly(trace: Trace, quantile: float) -> tuple[Series, FloatArray]:
@@ -211,7 +213,8 @@ def forecast_demand(
     """Forecast `horizon_h` hours after `series` (hourly); score it with `backtest_origins` origins."""
     say = progress or (lambda _line: None)
     n = min(len(series), MAX_HISTORY_H)
-    cleaned = clean(series.window(-n, None))
+    given = series.window(-n, None)
+    cleaned = clean(given)
     series = cleaned.series
     config = config_for(n, members=members)
     season = config.horizon_steps
@@ -270,7 +273,7 @@ def forecast_demand(
         growth,
         source,
         peak_factor,
-        series,
+        given,
         scores,
         level,
         window_h,
@@ -278,4 +281,5 @@ def forecast_demand(
         cleaned.suspect_hours,
         cleaned.suspect_until_s,
         cleaned.shift,
+        None if cleaned.series is given or np.array_equal(series.values, given.values) else series,
     )

@@ -26,6 +26,16 @@ def plan_figure(plan: Plan) -> Figure:
     past = d.history.window(-HISTORY_SHOWN_H, None)
     past_h = (past.start_s - d.start_s) / HOUR_S + np.arange(len(past))
     demand_ax.plot(past_h, past.values, color="0.4", lw=1, label="history (hourly mean)")
+    if d.fitted is not None:
+        fitted = d.fitted.window(-HISTORY_SHOWN_H, None)
+        demand_ax.plot(
+            past_h,
+            fitted.values,
+            color="tab:orange",
+            lw=1,
+            ls="--",
+            label="as fitted (outages filled, level)",
+        )
     demand_ax.plot(hours, d.mean, color="tab:blue", lw=1.2, label="forecast mean")
     demand_ax.fill_between(
         hours,
