@@ -200,3 +200,21 @@ def test_closing_the_loop_through_an_outage_or_a_level_shift(damage: str) -> Non
         after, plan.replicas, plan.demand.start_s, profile, service_time_s=profile.service_time_s
     )
     assert outcome.over_slo_fraction <= 1 - profile.slo_quantile
+
+
+def test_a_recording_gap_of_days_is_missing_data_filled_from_the_week_before() -> None:
+    trace = nyc()
+    keep = np.ones(HISTORY_ROWS, dtype=bool)
+    keep[20 * 48 : 23 * 48] = False  # three days without samples, in the fourth week
+    history = trace._replace(at_s=trace.at_s[:HISTORY_ROWS][keep], values=trace.values[:HISTORY_ROWS][keep])
+    series, _ = hourly(history, 0.95)
+    # A day-long season could not fill three days: the weeks before them would be dropped.
+    assert len(series) == 35 * 24 and int((~series.observed).sum()) == 72
+    gap = slice(20 * 24, 23 * 24)
+    np.testing.assert_array_equal(series.values[gap], series.values[20 * 24 - 168 : 23 * 24 - 168])
+    profile = load_profile(ROOT / "deploy" / "plan" / "profile.example.yaml")
+    prices = load_prices(ROOT / "deploy" / "plan" / "prices.example.yaml")
+    options = PlanOptions(horizon_h=48, members=(), backtest_origins=0, sim_check=False)
+    text = report(plan_trace("gap", history, profile, prices, options))
+    assert "- Missing: 72 hours of the history had no samples" in text
+    assert "Check the history" not in text
