@@ -251,14 +251,14 @@ class Refresher:
         labels = (self.key.namespace, self.key.name, self.config.metric_name)
         values = self._telemetry.target_value
         if bound.value is not None:
-            values.labels(*labels, "bound").set(bound.value)
-            values.labels(*labels, "forecast").set(bound.mean)
+            values.set(labels, bound.value, "bound")
+            values.set(labels, bound.mean, "forecast")
         quality = self._telemetry.forecast_quality
         if predictor.accuracy.evaluations:
-            quality.labels(*labels, "mase").set(predictor.accuracy.mase)
-            quality.labels(*labels, "coverage").set(predictor.accuracy.coverage)
+            quality.set(labels, predictor.accuracy.mase, "mase")
+            quality.set(labels, predictor.accuracy.coverage, "coverage")
         if predictor.served.evaluations:
-            self._telemetry.bound_coverage.labels(*labels).set(predictor.served.coverage)
+            self._telemetry.bound_coverage.set(labels, predictor.served.coverage)
 
     def _record(self, decision: Decision) -> None:
         previous = self._decision
@@ -266,9 +266,9 @@ class Refresher:
         t = self._telemetry
         t.decisions.labels(self.config.mode, decision.reason).inc()
         labels = (self.key.namespace, self.key.name, self.config.metric_name)
-        t.target_value.labels(*labels, "observed").set(decision.observed)
-        t.target_value.labels(*labels, "value").set(decision.value)
-        t.target_active.labels(*labels).set(1 if decision.active else 0)
+        t.target_value.set(labels, decision.observed, "observed")
+        t.target_value.set(labels, decision.value, "value")
+        t.target_active.set(labels, 1 if decision.active else 0)
         # Logged when activity or the winning term changes; not when only the tolerance adjustment does.
         if (
             previous is None

@@ -120,7 +120,12 @@ class App:
         self.service = ExternalScalerService(self.registry, settings, self.telemetry)
         self.health = HealthServicer()
         self._serving = False
-        self._http = HttpServer(self.metrics, healthy=lambda: self._serving, targets=self.registry.describe)
+        self._http = HttpServer(
+            self.metrics,
+            healthy=lambda: self._serving,
+            targets=self.registry.describe,
+            series=self.telemetry.targets,
+        )
         self._server: grpc.aio.Server | None = None
         self._evictions: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
