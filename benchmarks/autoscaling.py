@@ -7,9 +7,9 @@ Each (window, seed, start-up) is one `scaler.sim.compare.compare` with every bas
 on the same sampled demand; its frontiers are read at the SLO budgets (`budget_shares` of the
 minutes), as GPU-hours relative to the best tuned reactive baseline and to the oracle floor.
 
-The jobs run in priority order (180 s start-up test windows, every seed of a window in a row, then
-its dev windows, then the other start-ups), the jobs of a window and seed whose predictive fits are
-the same (60 s and 180 s) in one task on one `FitCache`; each finished task's jobs are saved to
+The jobs run in priority order (dev windows, then test windows with the kinds of trace taking turns,
+each window with all its seeds and start-ups in a row); a window and seed's jobs are one task on one
+`FitCache` (60 s and 180 s fit the same forecasts). Each finished task's jobs are saved to
 benchmarks/autoscaling_results.json at once, so a run cut short leaves every finished job and
 `--resume` carries on from there. The README section says which jobs are missing.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -93,34 +94,42 @@ def protocol(path: Path = WINDOWS) -> dict[str, Any]:
 
 
 def jobs(windows: dict[str, Any]) -> list[Job]:
-    """Every job of the protocol, in priority order: start-up by start-up (180 s first, then the
-    longest), its test windows then its dev windows, each window with all its seeds in a row (a
-    table cell counts a window only once every seed of it ran)."""
+    """Every job of the protocol, in priority order: the dev windows, then the test windows, the
+    kinds of trace taking turns (so a run cut short still covers each kind), each window with all
+    its seeds in a row (a table cell counts a window only once every seed of it ran) and every
+    start-up (180 s first, then the longest)."""
     settings = windows["protocol"]
     startups = sorted(settings["startups_s"], key=lambda s: (s != FIRST_STARTUP_S, -s))
     seeds = {"test": list(settings["test_seeds"]), "dev": list(settings["dev_seeds"])}
-    return [
-        Job(name, split, float(day), int(seed), float(startup))
-        for startup in startups
-        for split in ("test", "dev")
-        for name, spec in windows["traces"].items()
-        for day in spec[split]
-        for seed in seeds[split]
-    ]
+    found = []
+    for split in ("dev", "test"):
+        by_kind: dict[str, list[tuple[str, float]]] = {}
+        for name, spec in windows["traces"].items():
+            by_kind.setdefault(spec["kind"], []).extend((name, float(day)) for day in spec[split])
+        turns = itertools.zip_longest(*by_kind.values())
+        for name, day in (window for turn in turns for window in turn if window is not None):
+            found += [
+                Job(name, split, day, int(seed), float(startup))
+                for seed in seeds[split]
+                for startup in startups
+            ]
+    return found
 
 
-def tasks(found: list[Job], peak: float) -> list[list[Job]]:
+def tasks(found: list[Job]) -> list[list[Job]]:
     """`found` grouped into the tasks a worker runs, in the order their first job comes: the jobs of
-    one window and seed whose predictive fits are the same (the same forecasting settings: 60 s and
-    180 s start-ups fit the same horizon in 300 s steps) run one after the other on one `FitCache`."""
+    one window and seed run one after the other on one `FitCache`, whose keys hold the forecasting
+    settings and lead time, so each start-up takes from it only what is the same for it (60 s and
+    180 s fit the same horizon in 300 s steps and share their fits; Holt-Winters' hourly path and
+    the bootstrap history are shared by all three)."""
     groups: dict[tuple[object, ...], list[Job]] = {}
     for job in found:
-        key = (job.trace, job.split, job.start_day, job.seed, _forecasting(job.startup_s, peak))
-        groups.setdefault(key, []).append(job)
+        groups.setdefault((job.trace, job.split, job.start_day, job.seed), []).append(job)
     return list(groups.values())
 
 
-def _forecasting(startup_s: float, peak: float) -> ForecastConfig:
+def forecasting_settings(startup_s: float, peak: float) -> ForecastConfig:
+    """The forecasting settings predictive fits with at this start-up (its lead time sets the horizon)."""
     setup = setup_for(startup_s, 1, peak)
     scenario = Scenario(0.0, 5.0, np.zeros(1), setup.cluster, setup.scaling)
     return forecast_config(setup.settings.trigger(scenario))
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and RESULTS.exists():
         saved = json.loads(RESULTS.read_text())
         todo = [job for job in todo if job.key not in saved["runs"]]
-    queue = tasks(todo, peak)
+    queue = tasks(todo)
     started = time.perf_counter()
     saved["meta"] = {
         "date": time.strftime("%Y-%m-%d"),

@@ -3,24 +3,23 @@ share fits only where the fits are the same."""
 
 from __future__ import annotations
 
-from benchmarks.autoscaling import _forecasting, jobs, protocol, tasks
+from benchmarks.autoscaling import forecasting_settings, jobs, protocol, tasks
 
 
-def test_every_job_runs_once_and_only_jobs_with_the_same_fits_share_a_task() -> None:
+def test_every_job_runs_once_and_a_task_is_one_window_and_seed() -> None:
     windows = protocol()
     found = jobs(windows)
-    planned = tasks(found, float(windows["protocol"]["peak_replicas"]))
+    planned = tasks(found)
     keys = [job.key for group in planned for job in group]
     assert sorted(keys) == sorted(job.key for job in found)
     assert len(set(keys)) == len(keys)
-    for group in planned:
-        assert len({(j.trace, j.split, j.start_day, j.seed) for j in group}) == 1
-        assert len({_forecasting(j.startup_s, 20.0) for j in group}) == 1
-    # 60 s and 180 s fit the same horizon (in 300 s steps), 600 s a longer one.
-    assert _forecasting(60.0, 20.0) == _forecasting(180.0, 20.0) != _forecasting(600.0, 20.0)
-    assert [j.startup_s for j in planned[0]] == [180.0, 60.0]
-    # A window's seeds run in a row, test windows before dev windows.
-    first = [(j.trace, j.start_day, j.seed) for j in found[:3]]
-    assert first == [(found[0].trace, found[0].start_day, seed) for seed in (1, 2, 3)]
-    splits = [j.split for j in found if j.startup_s == 180.0]
-    assert splits == sorted(splits, key=lambda s: s != "test")
+    assert all(len({(j.trace, j.split, j.start_day, j.seed) for j in group}) == 1 for group in planned)
+    assert [j.startup_s for j in planned[0]] == [180.0, 600.0, 60.0]
+    # 60 s and 180 s fit the same horizon (in 300 s steps), so they share fits; 600 s a longer one.
+    assert forecasting_settings(60.0, 20.0) == forecasting_settings(180.0, 20.0)
+    assert forecasting_settings(600.0, 20.0) != forecasting_settings(180.0, 20.0)
+    # Dev windows first, then test windows; the kinds take turns.
+    splits = [j.split for j in found]
+    assert splits == sorted(splits, key=lambda s: s != "dev")
+    kinds = [windows["traces"][group[0].trace]["kind"] for group in planned if group[0].split == "test"]
+    assert kinds[0:9:3] == ["diurnal", "spiky", "llm"]
