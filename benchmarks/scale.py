@@ -55,6 +55,8 @@ GET_METRICS_EVERY_S = 15.0
 STEP = "15s"
 """Each target's `step`: how often it polls Prometheus (`--step`)."""
 IS_ACTIVE_EVERY_S = 30.0
+SCRAPE_EVERY_S = 15.0
+"""A Prometheus scraping the server's own /metrics (the ServiceMonitor's interval in deploy/kubernetes)."""
 
 
 class Options(NamedTuple):
@@ -162,10 +164,20 @@ def p99_ms(latencies: list[float]) -> float:
     return float(np.percentile(np.asarray(latencies) * 1000, 99)) if latencies else float("nan")
 
 
+class Paced(NamedTuple):
+    latencies: list[float]
+    errors: int
+    calls: int
+    held: int
+    """The most connections to Prometheus held at once."""
+    lag_p99_ms: float
+    """This process's own event-loop lag (a 100 ms timer): how much of its latencies is its own."""
+
+
 async def paced(
     stub: pb_grpc.ExternalScalerStub, refs: Sequence[pb.ScaledObjectRef], duration_s: float, port: int
-) -> tuple[list[float], int, int, int]:
-    """KEDA's pace over `refs`; returns GetMetrics latencies, errors, calls and the most connections held."""
+) -> Paced:
+    """KEDA's pace over `refs`."""
     latencies: list[float] = []
     errors = 0
     calls = 0
@@ -194,6 +206,13 @@ async def paced(
             await asyncio.sleep(max(0.0, GET_METRICS_EVERY_S - (time.perf_counter() - started)))
 
     held = 0
+    lags: list[float] = []
+
+    async def lag() -> None:
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await asyncio.sleep(0.1)
+            lags.append(time.perf_counter() - started - 0.1)
 
     async def watch() -> None:
         nonlocal held
@@ -201,8 +220,8 @@ async def paced(
             held = max(held, established_to(port))
             await asyncio.sleep(1.0)
 
-    await asyncio.gather(watch(), *(one(target) for target in refs))
-    return latencies, errors, calls, held
+    await asyncio.gather(watch(), lag(), *(one(target) for target in refs))
+    return Paced(latencies, errors, calls, held, p99_ms(lags))
 
 
 async def saturated(
@@ -282,14 +301,17 @@ async def run(options: Options) -> list[str]:
                 gc.freeze()
                 gc.disable()
                 prober = start_probe(port, address, options.duration_s - 5)
+                scraper = start_scraper(http_port, options.duration_s - 5)
                 try:
-                    latencies, errors, calls, held = await paced(
+                    latencies, errors, calls, held, own_lag_ms = await paced(
                         stub, refs, options.duration_s, prometheus.port
                     )
                 finally:
                     gc.enable()
                 probed, _ = await asyncio.to_thread(prober.communicate, None, 60)
                 probe_ms = json.loads(probed.strip().splitlines()[-1])
+                scraped, _ = await asyncio.to_thread(scraper.communicate, None, 60)
+                scrapes_ms = json.loads(scraped.strip().splitlines()[-1])
                 buckets_after = await asyncio.to_thread(server_buckets, http_port)
                 server_p99 = bucket_p99_ms(buckets_before["rpc"], buckets_after["rpc"])
                 lag_p99 = bucket_p99_ms(buckets_before["lag"], buckets_after["lag"])
@@ -317,9 +339,11 @@ async def run(options: Options) -> list[str]:
         f"| connections to Prometheus held at once (most seen, client side) | {held} (limit {MAX_CONNECTIONS}) |",
         f"| requests Prometheus received | {prometheus.final.get('requests', {})} |",
         f"| KEDA's pace: calls, errors | {calls:,}, {errors} |",
+        f"| the server's /metrics scraped every {SCRAPE_EVERY_S:g} s meanwhile (another process): scrapes, longest | {len(scrapes_ms)}, {max(scrapes_ms, default=float('nan')):.0f} ms |",
         f"| server CPU at KEDA's pace (polling Prometheus and answering) | {busy:.0%} of one core |",
         f"| server time runnable but waiting for a CPU meanwhile (other processes' load) | {waited:.0%} of the wall time |",
         f"| GetMetrics p50 / p99 at KEDA's pace, {options.targets:,} targets | {np.percentile(np.asarray(latencies) * 1000, 50):.2f} / {p99:.2f} ms |",
+        f"| the load generator's own event-loop lag, p99 (part of its latencies is its own) | {own_lag_ms:.1f} ms |",
         f"| GetMetrics p50 / p99 seen by a separate light client (20/s) meanwhile | {np.percentile(probe_ms, 50):.2f} / {np.percentile(probe_ms, 99):.2f} ms |",
         f"| GetMetrics p99 as the server measures it (its histogram's bucket) | at most {server_p99:g} ms |",
         f"| the server's event-loop lag, p99 (a timer due every 100 ms; its histogram's bucket) | at most {lag_p99:g} ms |",
@@ -379,6 +403,29 @@ async def probe(port: int, address: str, seconds: float, rate: float) -> None:
     print(json.dumps(latencies))
 
 
+def scrape(http_port: int, seconds: float) -> None:
+    """Prometheus' scrape of the server's /metrics every `SCRAPE_EVERY_S` (another process);
+    prints how long each took, in ms, as one line of JSON."""
+    took = []
+    end = time.perf_counter() + seconds
+    time.sleep(random.Random(2).uniform(0, SCRAPE_EVERY_S))
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
+            answer.read()
+        took.append((time.perf_counter() - started) * 1000)
+        time.sleep(SCRAPE_EVERY_S)
+    print(json.dumps(took))
+
+
+def start_scraper(http_port: int, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--scrape", str(http_port), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def start_probe(port: int, address: str, seconds: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, __file__, "--probe", str(port), address, str(seconds)],
@@ -399,7 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step", default="15s", help="the targets' step (how often each polls Prometheus)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown section here")
     parser.add_argument("--probe", nargs=3, metavar=("PORT", "ADDRESS", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--scrape", nargs=2, metavar=("HTTP_PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scrape:
+        scrape(int(args.scrape[0]), float(args.scrape[1]))
+        return 0
     if args.probe:
         asyncio.run(probe(int(args.probe[0]), args.probe[1], float(args.probe[2]), rate=20.0))
         return 0
