@@ -132,10 +132,11 @@ def table(runs: list[Run], startup_s: float, budgets: list[float]) -> str:
         for policy in (*POLICIES, "best tuned reactive"):
             cells = [kind, policy]
             for b in range(len(budgets)):
+                empty: tuple[list[float], int, int] = ([], 0, 0)
                 if policy == "best tuned reactive":
-                    vs_r = ([1.0] * 0, 0, 0)
+                    vs_r = empty
                     test_floor = _per_window(test, lambda r, b=b: _best_reactive_vs_floor(r, b))
-                    dev_r = ([], 0, 0)
+                    dev_r = empty
                 else:
                     vs_r = _per_window(test, lambda r, b=b, p=policy: _ratio(r, b, p, "reactive"))
                     test_floor = _per_window(test, lambda r, b=b, p=policy: _ratio(r, b, p, "floor"))
@@ -240,9 +241,9 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
     missing = [k for k in keys if k not in saved.get("runs", {})]
     done_by: dict[tuple[float, str], tuple[int, int]] = {}
     for key in keys:
-        _, split, _, _, startup = key.split("|")
-        have, total = done_by.get((float(startup), split), (0, 0))
-        done_by[(float(startup), split)] = (have + (key in saved.get("runs", {})), total + 1)
+        _, split, _, _, startup_text = key.split("|")
+        have, total = done_by.get((float(startup_text), split), (0, 0))
+        done_by[(float(startup_text), split)] = (have + (key in saved.get("runs", {})), total + 1)
     coverage = "; ".join(
         f"{startup:g} s {split}: {have}/{total} jobs"
         for (startup, split), (have, total) in sorted(done_by.items())

@@ -228,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     windows = protocol()
     all_jobs = jobs(windows)
     if args.render:
-        saved = json.loads(RESULTS.read_text())
-        render(saved, windows, all_jobs)
+        render(json.loads(RESULTS.read_text()), windows, all_jobs)
         return 0
     peak = float(windows["protocol"]["peak_replicas"])
     todo = all_jobs[:1] if args.quick else all_jobs

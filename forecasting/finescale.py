@@ -24,6 +24,7 @@ shape is learned at a coarse step (5 min) and the fine series only corrects the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +83,7 @@ class FineLevel:
     lead_s: FloatArray
     times: FloatArray
     spread: FloatArray
-    """The fine samples' deviations from the local level (`_around_local_level`)."""
+    """The fine samples' deviations from the local level (`_around_local_level`), sorted."""
     now: float
     points: int
     anchored: bool
@@ -113,7 +114,7 @@ def fine_level(
         slope, now = (float(c) for c in np.polyfit(centres[recent] - fine.end_s, gap[recent], 1))
     ahead = now + slope * np.minimum(lead_s, level_window_s)
     mean = np.maximum(path.at(times) + ahead * 0.5 ** (lead_s / level_half_life_s), 0.0)
-    spread = _around_local_level(gap, fine.observed, max(1, round(level_window_s / fine.step_s)))
+    spread = np.sort(_around_local_level(gap, fine.observed, max(1, round(level_window_s / fine.step_s))))
     return FineLevel(mean, lead_s, times, spread, now, int(recent.sum()), bool(recent.any()))
 
 
@@ -146,13 +147,29 @@ def fine_forecast(
     if found is None:
         return None
     spread, lead_s, times = found.spread, found.lead_s, found.times
-    noise = max(float(np.quantile(spread, quantile)), 0.0) if spread.size else 0.0
+    noise = max(sorted_quantile(spread, quantile), 0.0) if spread.size else 0.0
     # The error of a forecast grows with the time since what anchors it: the coarse fit's end, or,
     # once fine samples re-anchor the level, now.
     anchored = reanchor and found.anchored
     elapsed = np.minimum(times - path.end_s, lead_s) if anchored else times - path.end_s
     margin = np.hypot(np.maximum(path.margin_after(elapsed), 0.0), noise)
     return FineForecast(found.mean, found.mean + margin, found.now, found.points)
+
+
+def sorted_quantile(ordered: FloatArray, quantile: float) -> float:
+    """`numpy.quantile(ordered, quantile)` (its default, linear method, operation for operation) of
+    values already sorted, without numpy's per-call overhead; NaN if any value is."""
+    count = ordered.size
+    if math.isnan(ordered[-1]):
+        return math.nan
+    virtual = (count - 1) * quantile
+    if virtual >= count - 1:
+        return float(ordered[-1])
+    below = math.floor(virtual)
+    gamma = virtual - below
+    low, high = float(ordered[below]), float(ordered[below + 1])
+    diff = high - low
+    return high - diff * (1 - gamma) if gamma >= 0.5 else low + diff * gamma
 
 
 def _around_local_level(gap: FloatArray, observed: BoolArray, window: int) -> FloatArray:

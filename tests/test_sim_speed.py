@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from forecasting.finescale import sorted_quantile
 from scaler.history import History
 from scaler.leadtime import measured_service_time_s
 from scaler.policy import Decision
@@ -112,3 +113,18 @@ def test_a_shared_fit_cache_decides_as_a_run_of_its_own(name: str) -> None:
     assert shared == alone
     assert sum(d.reason.startswith("forecast") for d in alone) > len(alone) / 10
     assert fits.histories and ((fits.hits and fits.levels) if name == "predictive" else fits.paths)
+
+
+def test_sorted_quantile_is_numpys_quantile() -> None:
+    rng = np.random.default_rng(7)
+    checked = 0
+    for size in [*range(1, 30), 119, 120, 240]:
+        for scale in (1e-3, 1.0, 1e3):
+            values = rng.normal(size=size) * scale
+            values[: size // 3] = np.round(values[: size // 3], 1)  # ties
+            ordered = np.sort(values)
+            for quantile in (0.5, 0.6, 0.7, 0.8, 0.9, 0.97, 0.999, float(rng.uniform(0.5, 1.0))):
+                assert sorted_quantile(ordered, quantile) == float(np.quantile(values, quantile))
+                checked += 1
+    assert checked == 32 * 3 * 8
+    assert math.isnan(sorted_quantile(np.array([1.0, math.nan]), 0.9))
