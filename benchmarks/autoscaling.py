@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from benchmarks._autoscaling_report import markdown, write_section
-from benchmarks._provenance import commit
+from benchmarks._provenance import git
 from forecasting.base import DAY_S, ForecastConfig
 from scaler.leadtime import forecast_config
 from scaler.sim import ClusterConfig
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     saved["meta"] = {
         "date": time.strftime("%Y-%m-%d"),
-        "commit": commit((README, RESULTS, PLOTS)),
+        "commit": source_commit(),
         "cpus": os.cpu_count() or 1,
         "python": platform.python_version(),
         "jobs": args.jobs,
@@ -277,6 +277,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     render(saved, windows, all_jobs)
     return 0
+
+
+def source_commit() -> str:
+    """The short commit, with "(plus uncommitted changes)" when a file this run executes (the
+    project's modules it has loaded, and the windows file) differs from it; others' work in
+    progress elsewhere in the tree does not count."""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    used = {WINDOWS}
+    for module in list(sys.modules.values()):
+        path = Path(getattr(module, "__file__", None) or "/").resolve()
+        if path.is_relative_to(ROOT) and not path.is_relative_to(ROOT / ".venv"):
+            used.add(path)
+    changed = git("status", "--porcelain", "--", *sorted(str(p.relative_to(ROOT)) for p in used))
+    return head + (" (plus uncommitted changes)" if changed else "")
 
 
 def render(saved: dict[str, Any], windows: dict[str, Any], all_jobs: list[Job]) -> None:
