@@ -3,6 +3,7 @@ on a schedule, collector pauses measured; and tracked targets' calls skip the me
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 
@@ -32,8 +33,8 @@ class RecordingCollector:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def collect(self) -> int:
-        self.calls.append("collect")
+    def collect(self, generation: int = 2) -> int:
+        self.calls.append("collect" if generation == 2 else f"collect {generation}")
         return 0
 
     def freeze(self) -> None:
@@ -187,3 +188,16 @@ def test_a_small_server_thaws_only_after_the_minimum_of_drops() -> None:
     clock.advance(SETTLE_QUIET_S)
     assert heap.tick(100, THAW_DROPPED_MIN, 36) == "settle" and heap.thaws == 1
     assert collector.calls[-3:] == ["unfreeze", "collect", "freeze"]
+
+
+async def test_the_young_generations_are_collected_on_a_clock_and_the_tick_runs_less_often() -> None:
+    collector = RecordingCollector()
+    heap = HeapSettler(collector=collector, quiet_s=0.0)
+    task = asyncio.create_task(heap.run(lambda: (1, 0, 1), every_s=0.1, young_every_s=0.01))
+    await asyncio.sleep(0.4)
+    task.cancel()
+    # One creation seen at the first tick, settled there (quiet_s 0), nothing since; young
+    # collections all along, ~10 per tick.
+    assert heap.settles == 1 and collector.calls.count("freeze") == 1
+    assert collector.calls.count("collect 1") >= 10
+    assert collector.calls.index("freeze") > collector.calls.index("collect 1")
