@@ -258,9 +258,17 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
         goal = (
             "within" if (wall_min if not missing else mean * len(keys) / workers / 60) <= GOAL_MIN else "over"
         )
+        cpu = [float(r["cpu_seconds"]) for r in runs if "cpu_seconds" in r]
+        stopped_min = float(meta.get("stopped_seconds", 0.0)) / 60
+        paused = (
+            f", not counting {stopped_min:.0f} min stopped to leave the machine to other work"
+            if stopped_min >= 1
+            else ""
+        )
+        on_cpu = f", {statistics.mean(cpu):.0f} s of CPU" if cpu else ""
         runtime = (
-            f"Runtime: {len(runs)} jobs in {wall_min:.0f} min of wall time on {workers} workers (a job took "
-            f"{mean:.0f} s on average on one worker, on a machine shared with other work); the whole protocol "
+            f"Runtime: {len(runs)} jobs in {wall_min:.0f} min of wall time on {workers} workers{paused} (a job "
+            f"took {mean:.0f} s on average on one worker{on_cpu}, on a machine shared with other work); the whole protocol "
             f"takes {whole}, {goal} the {GOAL_MIN} minutes it is meant to fit in. Most of a job is "
             "predictive's own code: its ensemble fits (24 a simulated day, shared by its sweep and by the "
             "60 s and 180 s jobs of a window and seed, whose forecasts have the same horizon) and, at every 15 s "

@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
 import tomllib
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -184,7 +185,7 @@ def run_job(
 ) -> dict[str, Any]:
     """One (window, seed, start-up): the simulate command's JSON, compacted, plus timing; `fits`
     shares fits with other jobs on the same window and seed."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if job.trace not in _TRACES:
         _TRACES[job.trace] = load(spec, data)
     trace = _TRACES[job.trace]
@@ -209,6 +210,7 @@ def run_job(
     for details in out["policies"].values():
         details.pop("sweep", None)
     out["seconds"] = time.perf_counter() - started
+    out["cpu_seconds"] = time.process_time() - cpu_started
     return out
 
 
@@ -238,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = [job for job in todo if job.key not in saved["runs"]]
     queue = tasks(todo)
     started = time.perf_counter()
+    stopped = _Stopped()
     saved["meta"] = {
         "date": time.strftime("%Y-%m-%d"),
         "commit": source_commit(),
@@ -269,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                     saved["runs"][run["key"]] = run
                     print(f"{run['key']}: {run['seconds']:.0f} s", file=sys.stderr, flush=True)
                 if not args.quick:
-                    saved["meta"]["seconds"] = time.perf_counter() - started
+                    saved["meta"]["seconds"] = time.perf_counter() - started - stopped.seconds
+                    saved["meta"]["stopped_seconds"] = stopped.seconds
                     RESULTS.write_text(json.dumps(saved, indent=None, default=_json_default) + "\n")
             submit()
     if args.quick:
@@ -279,16 +283,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _Stopped:
+    """Time the run spent stopped (SIGSTOP, to leave the machine to other work, then SIGCONT): the
+    gaps in a once-a-second heartbeat, so that the wall time reported is the time it ran."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        threading.Thread(target=self._beat, daemon=True).start()
+
+    def _beat(self) -> None:
+        last = time.perf_counter()
+        while True:
+            time.sleep(1.0)
+            now = time.perf_counter()
+            if now - last > 10.0:
+                self.seconds += now - last - 1.0
+            last = now
+
+
 def source_commit() -> str:
     """The short commit, with "(plus uncommitted changes)" when a file this run executes (the
     project's modules it has loaded, and the windows file) differs from it; others' work in
     progress elsewhere in the tree does not count."""
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    used = {WINDOWS}
-    for module in list(sys.modules.values()):
-        path = Path(getattr(module, "__file__", None) or "/").resolve()
-        if path.is_relative_to(ROOT) and not path.is_relative_to(ROOT / ".venv"):
-            used.add(path)
+    paths = [Path(getattr(m, "__file__", None) or "/") for m in list(sys.modules.values())]
+    used = {
+        path.resolve()
+        for path in (WINDOWS, *paths)
+        if path.resolve().is_relative_to(ROOT) and not path.resolve().is_relative_to(ROOT / ".venv")
+    }
     changed = git("status", "--porcelain", "--", *sorted(str(p.relative_to(ROOT)) for p in used))
     return head + (" (plus uncommitted changes)" if changed else "")
 
