@@ -160,10 +160,15 @@ async def call(
     return json.dumps(json_format.MessageToDict(answer, always_print_fields_with_no_presence=True))  # type: ignore[arg-type]
 
 
-async def targets_view(address: str, namespace: str, name: str, timeout_s: float) -> str:
+async def targets_view(
+    address: str, namespace: str, name: str, timeout_s: float, metadata: Mapping[str, str] | None = None
+) -> str:
     """The scaler's /targets entries for the ScaledObject, as indented JSON, or a line saying why
-    they could not be read."""
+    they could not be read. With `metadata`, only the entry tracking that metadata map is shown
+    (others of the same name, e.g. an older version of the ScaledObject, are counted)."""
     import httpx
+
+    from scaler.digest import metadata_digest
 
     url = f"http://{address}/targets?{urlencode({'namespace': namespace, 'name': name})}"
     try:
@@ -174,9 +179,15 @@ async def targets_view(address: str, namespace: str, name: str, timeout_s: float
     except (httpx.HTTPError, ValueError) as exc:
         return f"why: {url} not readable ({type(exc).__name__}: {exc}); pass --http-address HOST:PORT"
     entries = document.get("targets", [])
+    others = 0
+    if metadata is not None:
+        digest = metadata_digest(metadata)[:12]
+        mine = [entry for entry in entries if entry.get("digest") == digest]
+        others, entries = len(entries) - len(mine), mine
+    also = f"; {others} other target(s) of that name track other metadata" if others else ""
     if not entries:
-        return f"why: {url} lists no such target (yet)"
-    return f"why ({url}):\n" + json.dumps(entries, indent=2)
+        return f"why: {url} lists no target for this metadata (yet){also}"
+    return f"why ({url}{also}):\n" + json.dumps(entries, indent=2)
 
 
 def _pem(flag: str, path: Path | None) -> bytes | None:
@@ -225,7 +236,7 @@ async def _run(args: argparse.Namespace) -> int:
                 break
     if not args.no_targets:
         address = http_address(args.address, args.http_address)
-        print(await targets_view(address, args.namespace, args.name, args.timeout))
+        print(await targets_view(address, args.namespace, args.name, args.timeout, metadata))
     return code
 
 

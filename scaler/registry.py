@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from scaler.digest import metadata_digest
 from scaler.errors import ConfigError, SourceError, WarmingUp
 from scaler.forecast_pool import ForecastPool
 from scaler.policy import Decision
@@ -30,14 +30,6 @@ from scaler.trigger import TriggerConfig, parse_trigger
 logger = logging.getLogger(__name__)
 
 PARSE_CACHE_SIZE = 4096
-
-
-def metadata_digest(metadata: Mapping[str, str]) -> str:
-    """A stable hash of a metadata map (order-independent), the same on every replica."""
-    hasher = hashlib.sha256()
-    for key, value in sorted(metadata.items()):
-        hasher.update(key.encode() + b"\0" + value.encode() + b"\0")
-    return hasher.hexdigest()
 
 
 def open_sources(

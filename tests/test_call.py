@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from scaler import call
+from scaler._generated import externalscaler_pb2 as pb
 from scaler.cli import build_parser, main
 from scaler.errors import SourceError
 from tests.servers import Running, metadata, ref, running_app
@@ -270,3 +271,19 @@ def test_bad_tls_flags_are_one_line(
     code = main(["call", "IsActive", "--address", "127.0.0.1:1", "--no-targets", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+async def test_call_shows_only_the_target_of_its_own_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    async with running_app() as running:
+        running.sources.get("old").answer = 1.0
+        running.sources.get("new").answer = 2.0
+        # An older version of the same ScaledObject (other metadata) is still tracked.
+        await running.stub.GetMetrics(
+            pb.GetMetricsRequest(scaledObjectRef=ref(metadata("old"), name="llm", namespace="serving"))
+        )
+        code = await _call(running, "GetMetrics", "--metadata-json", json.dumps(metadata("new")))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 other target(s) of that name track other metadata" in out
+    entries = json.loads(out[out.index("[\n") :])
+    assert [entry["observed"] for entry in entries] == [2.0]
