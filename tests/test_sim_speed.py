@@ -19,7 +19,8 @@ from scaler.leadtime import measured_service_time_s
 from scaler.policy import Decision
 from scaler.sim import ClusterConfig, ScalingConfig, Scenario, prepare, run_policy
 from scaler.sim.holt_winters import holt_winters
-from scaler.sim.predictive import FitCache, Predictive, PredictiveSettings, ServiceTime, predictive
+from scaler.sim.predictive import Predictive, PredictiveSettings, ServiceTime, predictive
+from scaler.sim.shared import FitCache
 from scaler.traces import Trace
 
 STEP_S = 15.0

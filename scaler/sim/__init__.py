@@ -17,6 +17,7 @@ Modules, one concept each:
 - `outcomes`    GPU-hours, cost, SLO-violating minutes, series for plots (`Outcome`)
 - `run`         `simulate(trace, policies, cluster, scaling, seed=...)`
 - `sweep`       a policy's frontier over its knob; GPU-hours at an SLO budget
+- `shared`      what the runs of a sweep share (`FitCache`: fits, bounds, paths)
 - `compare`     every policy on one window, swept, read at equal SLO
 
 Example::

@@ -32,9 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from forecasting.base import DAY_S
-from forecasting.finescale import FineLevel
 from forecasting.forecaster import Forecaster
-from forecasting.prepare import Series, prepare
+from forecasting.prepare import prepare
 from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -42,7 +41,6 @@ from scaler.leadtime import (
     RETRY_S,
     SAMPLES_SPAN_S,
     SERVICE_TIME_PERCENTILE,
-    LeadBound,
     coarse_step_s,
     forecast_config,
     history_bound,
@@ -52,6 +50,7 @@ from scaler.leadtime import (
 from scaler.policy import Decision, decide
 from scaler.sim.demand import rates_per_tick
 from scaler.sim.interface import PolicyFactory, Scenario, Signals
+from scaler.sim.shared import FitCache, FitKey
 from scaler.traces import Trace
 from scaler.trigger import HPA_TOLERANCE, TriggerConfig, parse_trigger
 from scaler.units import format_duration
@@ -118,66 +117,6 @@ def past_rates(
     at_s = float(past.at_s[0]) + step_s * np.arange(1, rates.size + 1, dtype=np.float64)
     keep = (at_s <= before_s) & (at_s > before_s - span_s)
     return at_s[keep], rates[keep]
-
-
-FitKey = tuple[object, ...]
-
-
-class FitCache:
-    """Fitted forecasters shared by runs on the same demand (a knob sweep): the arrival rate a policy
-    sees does not depend on its scaling (dropped requests count too), and a fit does not depend on
-    the quantile, so a refit on the same coarse history is taken from here, and a lead-time bound
-    on the same fit, time, quantile, lead time and recent samples too. Keys are made from the data
-    and the settings, so one cache may serve runs on different demands and start-ups."""
-
-    def __init__(self) -> None:
-        self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
-        self.bounds: dict[FitKey, LeadBound] = {}
-        """Lead-time bounds by (fit, time, quantile, lead time, step, recent samples): the same for
-        every run at that quantile and lead time."""
-        self.paths: dict[FitKey, FloatArray] = {}
-        """Other baselines' forecast paths by what they were fitted on (Holt-Winters)."""
-        self.peaks: dict[FitKey, float] = {}
-        """Holt-Winters' largest point forecast over the lead time, by path, time and lead time."""
-        self.histories: dict[FitKey, History] = {}
-        """Rate histories bootstrapped from the past, by the past and the trigger's step and history."""
-        self._fine: dict[FitKey, Series] = {}
-        self.levels: dict[FitKey, FineLevel] = {}
-        """Fine forecasts before their margins, shared by forecasters at different quantiles."""
-        self.hits = 0
-
-    def fine(self, at_s: FloatArray, values: FloatArray, step_s: float) -> Series:
-        """The recent samples (`at_s` = step start times) prepared at `step_s`, as
-        `scaler.leadtime.lead_bound` prepares them: the same for every run at that time, whatever
-        its quantile or lead time."""
-        key = (float(at_s[0]) if at_s.size else math.nan, at_s.size, step_s, values.tobytes())
-        found = self._fine.get(key)
-        if found is None:
-            found = self._fine[key] = prepare(at_s + step_s / 2, values, step_s)
-        return found
-
-    def __contains__(self, key: FitKey) -> bool:
-        return key in self._fits
-
-    def get(self, key: FitKey, forecaster: Forecaster) -> bool:
-        """Load the fit for `key` into `forecaster` (after its adaptive step); False when absent."""
-        found = self._fits.get(key)
-        if found is None:
-            return False
-        specs, selected_at_s, fitted, _ = found
-        forecaster._specs = dict(specs)
-        forecaster._selected_at_s = selected_at_s
-        forecaster._fitted = fitted  # type: ignore[assignment]
-        self.hits += 1
-        return True
-
-    def put(self, key: FitKey, forecaster: Forecaster) -> None:
-        self._fits[key] = (
-            dict(forecaster._specs),
-            forecaster._selected_at_s,
-            forecaster._fitted,
-            forecaster.model,
-        )
 
 
 class ServiceTime:
