@@ -30,6 +30,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -311,7 +312,8 @@ async def run(options: Options) -> list[str]:
                 probed, _ = await asyncio.to_thread(prober.communicate, None, 60)
                 probe_ms = json.loads(probed.strip().splitlines()[-1])
                 scraped, _ = await asyncio.to_thread(scraper.communicate, None, 60)
-                scrapes_ms = json.loads(scraped.strip().splitlines()[-1])
+                scrapes = json.loads((scraped.strip().splitlines() or ['{"took_ms": [], "failed": -1}'])[-1])
+                scrapes_ms, scrapes_failed = scrapes["took_ms"], scrapes["failed"]
                 buckets_after = await asyncio.to_thread(server_buckets, http_port)
                 server_p99 = bucket_p99_ms(buckets_before["rpc"], buckets_after["rpc"])
                 lag_p99 = bucket_p99_ms(buckets_before["lag"], buckets_after["lag"])
@@ -339,7 +341,7 @@ async def run(options: Options) -> list[str]:
         f"| connections to Prometheus held at once (most seen, client side) | {held} (limit {MAX_CONNECTIONS}) |",
         f"| requests Prometheus received | {prometheus.final.get('requests', {})} |",
         f"| KEDA's pace: calls, errors | {calls:,}, {errors} |",
-        f"| the server's /metrics scraped every {SCRAPE_EVERY_S:g} s meanwhile (another process): scrapes, longest | {len(scrapes_ms)}, {max(scrapes_ms, default=float('nan')):.0f} ms |",
+        f"| the server's /metrics scraped every {SCRAPE_EVERY_S:g} s meanwhile (another process): scrapes, failed, longest | {len(scrapes_ms)}, {scrapes_failed}, {max(scrapes_ms, default=float('nan')):.0f} ms |",
         f"| server CPU at KEDA's pace (polling Prometheus and answering) | {busy:.0%} of one core |",
         f"| server time runnable but waiting for a CPU meanwhile (other processes' load) | {waited:.0%} of the wall time |",
         f"| GetMetrics p50 / p99 at KEDA's pace, {options.targets:,} targets | {np.percentile(np.asarray(latencies) * 1000, 50):.2f} / {p99:.2f} ms |",
@@ -405,17 +407,21 @@ async def probe(port: int, address: str, seconds: float, rate: float) -> None:
 
 def scrape(http_port: int, seconds: float) -> None:
     """Prometheus' scrape of the server's /metrics every `SCRAPE_EVERY_S` (another process);
-    prints how long each took, in ms, as one line of JSON."""
+    prints how long each took, in ms, and how many failed, as one line of JSON."""
     took = []
     end = time.perf_counter() + seconds
     time.sleep(random.Random(2).uniform(0, SCRAPE_EVERY_S))
+    failed = 0
     while time.perf_counter() < end:
         started = time.perf_counter()
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
-            answer.read()
-        took.append((time.perf_counter() - started) * 1000)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
+                answer.read()
+            took.append((time.perf_counter() - started) * 1000)
+        except (OSError, urllib.error.URLError):
+            failed += 1
         time.sleep(SCRAPE_EVERY_S)
-    print(json.dumps(took))
+    print(json.dumps({"took_ms": took, "failed": failed}))
 
 
 def start_scraper(http_port: int, seconds: float) -> subprocess.Popen[str]:

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
+from scaler.digest import metadata_digest
 from scaler.units import parse_pairs
 
 METHODS = ("GetMetricSpec", "GetMetrics", "IsActive")
@@ -167,8 +168,6 @@ async def targets_view(
     they could not be read. With `metadata`, only the entry tracking that metadata map is shown
     (others of the same name, e.g. an older version of the ScaledObject, are counted)."""
     import httpx
-
-    from scaler.digest import metadata_digest
 
     url = f"http://{address}/targets?{urlencode({'namespace': namespace, 'name': name})}"
     try:

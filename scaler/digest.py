@@ -8,7 +8,9 @@ from collections.abc import Mapping
 
 def metadata_digest(metadata: Mapping[str, str]) -> str:
     """A stable hash of a metadata map (order-independent), the same on every replica."""
+    # Each key and value length-prefixed: no value can pass for a separator (NUL included).
     hasher = hashlib.sha256()
     for key, value in sorted(metadata.items()):
-        hasher.update(key.encode() + b"\0" + value.encode() + b"\0")
+        for text in (key.encode(), value.encode()):
+            hasher.update(len(text).to_bytes(8, "big") + text)
     return hasher.hexdigest()

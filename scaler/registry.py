@@ -74,8 +74,10 @@ class Registry:
         pool: ForecastPool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        parse: Callable[..., TriggerConfig] = parse_trigger,
     ) -> None:
         self._pool = pool
+        self._parse = parse
         self._settings = settings
         self._telemetry = telemetry
         # The production catalog is owned (and closed) here; an injected factory belongs to its caller.
@@ -90,6 +92,7 @@ class Registry:
         self.created_total = 0
         """Targets created so far (with `dropped_total`: what the server's heap settler watches)."""
         self.dropped_total = 0
+        """Targets dropped so far (evicted, or closed with the registry)."""
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -100,7 +103,7 @@ class Registry:
         parsed = self._parsed.get(digest)
         if parsed is None:
             try:
-                parsed = parse_trigger(metadata, max_history_s=self._settings.max_history_s)
+                parsed = self._parse(metadata, max_history_s=self._settings.max_history_s)
             except ConfigError as exc:
                 # A fresh error: the raised one's traceback holds the frames, and so the metadata.
                 parsed = ConfigError(list(exc.problems))

@@ -70,8 +70,9 @@ class TargetFamily:
     def family(self) -> GaugeMetricFamily:
         labels = [*TARGET_LABELS, *([self.extra_label] if self.extra_label else [])]
         family = GaugeMetricFamily(self.name, self.documentation, labels=labels)
-        for target, values in list(self._values.items()):
-            for extra, number in list(values.items()):
+        # Copies (atomic under the interpreter lock) of what the event loop may change meanwhile.
+        for target, values in self._values.copy().items():
+            for extra, number in values.copy().items():
                 family.add_metric([*target, *([extra] if self.extra_label else [])], number)
         return family
 
@@ -100,12 +101,14 @@ class TargetSeries(Collector):
 
     @contextlib.contextmanager
     def rendered_apart(self) -> Iterator[None]:
-        """While inside, this thread's collections of the registry leave these families out."""
+        """While inside, this thread's collections of the registry leave these families out.
+        For synchronous code only (an `await` inside would hide them from the whole loop)."""
+        before = getattr(self._apart, "on", False)
         self._apart.on = True
         try:
             yield
         finally:
-            self._apart.on = False
+            self._apart.on = before
 
     def render(self) -> bytes:
         """The families in the Prometheus text format."""

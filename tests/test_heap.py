@@ -4,13 +4,15 @@ on a schedule, collector pauses measured; and tracked targets' calls skip the me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-import scaler.registry as registry_module
+from scaler.digest import metadata_digest
+from scaler.errors import ConfigError
 from scaler.registry import PARSE_CACHE_SIZE, Registry
 from scaler.server.heap import (
     DEFERRED_THRESHOLD,
@@ -24,6 +26,7 @@ from scaler.server.heap import (
 )
 from scaler.settings import Settings
 from scaler.telemetry import Telemetry
+from scaler.trigger import TriggerConfig, parse_trigger
 from tests.servers import FakeClock
 
 
@@ -125,7 +128,7 @@ def test_deferring_full_collections_keeps_the_young_thresholds() -> None:
         gc.set_threshold(*saved)
 
 
-def test_every_collection_is_timed_by_generation_while_installed() -> None:
+def test_every_collection_is_timed_by_generation_and_observed_at_the_drain() -> None:
     registry = CollectorRegistry()
     telemetry = Telemetry(registry)
     recorder = PauseRecorder(telemetry.gc_pause)
@@ -138,31 +141,47 @@ def test_every_collection_is_timed_by_generation_while_installed() -> None:
     recorder.install()  # once only
     try:
         gc.collect()
-        assert full_pauses() == 1.0
+        assert full_pauses() == 0.0  # timed, not yet observed: the callback takes no lock
+        recorder.drain()
+        after_one = full_pauses()
+        assert after_one >= 1.0
         assert registry.get_sample_value("prescaler_gc_pause_seconds_sum", {"generation": "2"}) > 0
     finally:
         recorder.remove()
     gc.collect()
-    assert full_pauses() == 1.0 and recorder not in gc.callbacks
+    recorder.drain()
+    assert full_pauses() == after_one and recorder not in gc.callbacks
+
+
+def test_a_collection_inside_the_histograms_lock_does_not_wait_for_it() -> None:
+    registry = CollectorRegistry()
+    telemetry = Telemetry(registry)
+    recorder = PauseRecorder(telemetry.gc_pause)
+    recorder.install()
+    try:
+        # What prometheus_client does when it copies its children under its own lock: a collection
+        # may start in any allocation there. Observing inside the callback would deadlock here.
+        with telemetry.gc_pause._lock:
+            gc.collect()
+        recorder.drain()
+        assert registry.get_sample_value("prescaler_gc_pause_seconds_count", {"generation": "2"}) >= 1
+    finally:
+        recorder.remove()
 
 
 def replay_metadata(name: str) -> dict[str, str]:
     return {"source": "replay", "trace": "load.csv", "threshold": "10", "query": name}
 
 
-async def test_a_tracked_targets_calls_do_not_parse_its_metadata_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_tracked_targets_calls_do_not_parse_its_metadata_again(tmp_path: Path) -> None:
     (tmp_path / "load.csv").write_text("timestamp,value\n1700000000,5\n")
     parses: list[str] = []
-    real = registry_module.parse_trigger
 
-    def counting(metadata: dict[str, str], **kwargs: float) -> object:
+    def counting(metadata: dict[str, str], **kwargs: float) -> TriggerConfig:
         parses.append(metadata["query"])
-        return real(metadata, **kwargs)
+        return parse_trigger(metadata, **kwargs)
 
-    monkeypatch.setattr(registry_module, "parse_trigger", counting)
-    registry = Registry(Settings(replay_dir=tmp_path), Telemetry(CollectorRegistry()))
+    registry = Registry(Settings(replay_dir=tmp_path), Telemetry(CollectorRegistry()), parse=counting)
     try:
         first = registry.track("ns", "so", replay_metadata("a"))
         assert registry.track("ns", "so", replay_metadata("a")) is first
@@ -172,9 +191,22 @@ async def test_a_tracked_targets_calls_do_not_parse_its_metadata_again(
             registry.config(replay_metadata(f"other-{n}"))
         assert registry.track("ns", "so", replay_metadata("a")) is first
         assert parses.count("a") == 1
+        # An invalid map is never tracked, so each of its calls is refused again.
+        bad = {**replay_metadata("b"), "threshold": "ten"}
+        for _ in range(2):
+            with pytest.raises(ConfigError, match="threshold"):
+                registry.track("ns", "so", bad)
+        assert registry.created_total == 1
     finally:
         await registry.aclose()
     assert (registry.created_total, registry.dropped_total) == (1, 1)
+
+
+def test_values_cannot_pass_for_separators_in_the_digest() -> None:
+    assert metadata_digest({"query": "up\0threshold\x0099"}) != metadata_digest(
+        {"query": "up", "threshold": "99"}
+    )
+    assert metadata_digest({"a": "1", "b": "2"}) == metadata_digest({"b": "2", "a": "1"})
 
 
 def test_a_small_server_thaws_only_after_the_minimum_of_drops() -> None:
@@ -191,13 +223,20 @@ def test_a_small_server_thaws_only_after_the_minimum_of_drops() -> None:
 
 
 async def test_the_young_generations_are_collected_on_a_clock_and_the_tick_runs_less_often() -> None:
-    collector = RecordingCollector()
-    heap = HeapSettler(collector=collector, quiet_s=0.0)
-    task = asyncio.create_task(heap.run(lambda: (1, 0, 1), every_s=0.1, young_every_s=0.01))
-    await asyncio.sleep(0.4)
-    task.cancel()
-    # One creation seen at the first tick, settled there (quiet_s 0), nothing since; young
-    # collections all along, ~10 per tick.
+    collector, clock = RecordingCollector(), FakeClock()
+    heap = HeapSettler(collector=collector, clock=clock, quiet_s=0.0)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+        if len(slept) == 40:
+            raise asyncio.CancelledError
+
+    with contextlib.suppress(asyncio.CancelledError):
+        await heap.run(lambda: (1, 0, 1), every_s=1.0, young_every_s=0.25, sleep=sleep)
+    # 39 young collections, 0.25 s apart; a tick every 1 s: one creation seen at the first tick,
+    # settled there (quiet_s 0), nothing since.
+    assert slept == [0.25] * 40 and collector.calls.count("collect 1") == 39
+    assert collector.calls[:6] == ["collect 1"] * 4 + ["collect", "freeze"]
     assert heap.settles == 1 and collector.calls.count("freeze") == 1
-    assert collector.calls.count("collect 1") >= 10
-    assert collector.calls.index("freeze") > collector.calls.index("collect 1")

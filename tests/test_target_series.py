@@ -91,3 +91,16 @@ def test_a_changed_value_is_rendered_and_a_forgotten_target_is_gone() -> None:
     text = fast_text(registry, series)
     assert 'name="so-1"' not in text and 'name="so-2"' in text
     assert registry.get_sample_value("prescaler_target_value", dict(key[1])) is None
+
+
+def test_edge_numbers_and_an_empty_family_parse() -> None:
+    registry = CollectorRegistry()
+    values = TargetFamily("prescaler_target_value", "Values.", "kind")
+    empty = TargetFamily("prescaler_bound_coverage", "No target has one yet.")
+    series = TargetSeries(registry, values, empty)
+    for kind, number in (("zero", -0.0), ("big", 1e16), ("int64", float(2**63)), ("tiny", 5e-324)):
+        values.set(("ns", "so", "m"), number, kind)
+    text = fast_text(registry, series)
+    assert "# TYPE prescaler_bound_coverage gauge\n" in text  # an empty family still says what it is
+    found = {s.labels["kind"]: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert found == {"zero": -0.0, "big": 1e16, "int64": float(2**63), "tiny": 5e-324}

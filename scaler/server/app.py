@@ -90,12 +90,17 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 LOOP_TICK_S = 0.1
 
 
-async def watch_loop(telemetry: Telemetry, tick_s: float = LOOP_TICK_S) -> None:
-    """Measure, every `tick_s`, how late the event loop runs a due timer (`prescaler_event_loop_lag_seconds`)."""
+async def watch_loop(
+    telemetry: Telemetry, tick_s: float = LOOP_TICK_S, pauses: PauseRecorder | None = None
+) -> None:
+    """Measure, every `tick_s`, how late the event loop runs a due timer (`prescaler_event_loop_lag_seconds`),
+    and move the collector pauses timed meanwhile into `prescaler_gc_pause_seconds`."""
     while True:
         started = time.perf_counter()
         await asyncio.sleep(tick_s)
         telemetry.loop_lag.observe(max(0.0, time.perf_counter() - started - tick_s))
+        if pauses is not None:
+            pauses.drain()
 
 
 class App:
@@ -169,7 +174,7 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._serving = True
         self._evictions = asyncio.create_task(self.registry.run_evictions(), name="evictions")
-        self._watch = asyncio.create_task(watch_loop(self.telemetry), name="loop lag")
+        self._watch = asyncio.create_task(watch_loop(self.telemetry, pauses=self._pauses), name="loop lag")
         self._pauses.install()
         return Ports(grpc_port, http_port)
 
@@ -208,21 +213,26 @@ class App:
         gc.freeze()
         # Targets' own long-lived objects are frozen the same way once they settle, and full
         # collections run on a schedule rather than on allocation pressure (scaler.server.heap).
-        thresholds = gc.get_threshold()
-        defer_full_collections()
+        thresholds = defer_full_collections()
+        try:
+            await self._serve(on_ready)
+        finally:
+            gc.set_threshold(*thresholds)
+
+    async def _serve(self, on_ready: Callable[[Ports], None] | None) -> None:
         ports = await self.start()
         registry = self.registry
         self._settler = asyncio.create_task(
             HeapSettler().run(lambda: (registry.created_total, registry.dropped_total, len(registry))),
             name="heap settler",
         )
-        if on_ready is not None:
-            on_ready(ports)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         try:
+            if on_ready is not None:
+                on_ready(ports)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
             await stop.wait()
             logger.info(
                 "shutting down: %ss of NOT_SERVING while answering (--drain), then up to %ss for calls in flight",
@@ -233,4 +243,3 @@ class App:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
-            gc.set_threshold(*thresholds)

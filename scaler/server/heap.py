@@ -7,7 +7,9 @@ set of targets has settled they are frozen (`gc.freeze()`): moved out of the col
 generations, so collections scan only what is young. Freezing costs nothing when nothing dies:
 memory is freed by reference counting regardless; only garbage *cycles* among frozen objects wait.
 Those come from dropped targets, so once enough targets have been dropped since the last thaw, the
-next settle thaws first and collects everything once.
+next settle thaws first and collects everything once. (A settle also freezes whatever short-lived
+objects are in flight at that moment; their cycles, if any, wait for the next thaw too: bounded by
+the settles, which follow changes to the set of targets.)
 
 What is left young is each poll's churn: the timer, future and decision a target replaces every
 step live 15 s, long enough to be promoted to the oldest generation, where the collector's own rule
@@ -33,7 +35,8 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from prometheus_client import Histogram
@@ -51,13 +54,15 @@ FULL_EVERY_S = 300.0
 DEFERRED_THRESHOLD = 1_000_000
 """The oldest generation's threshold while deferred: young collections before a full one would run
 by itself (about a week at a busy server's rate of two a second); `FULL_EVERY_S` comes first."""
+PENDING_PAUSES = 10_000
+"""Pauses kept between two drains at most (the oldest are dropped past it)."""
 THAW_DROPPED_SHARE = 0.1
 THAW_DROPPED_MIN = 64
 """Thaw (and collect the frozen cycles of dropped targets) once the targets dropped since the last
 thaw reach this share of those tracked, and at least this many."""
 
 
-class Collector(Protocol):
+class GcModule(Protocol):
     """The part of the `gc` module a settle uses (the module itself in production)."""
 
     def collect(self, generation: int = 2) -> int: ...
@@ -66,10 +71,12 @@ class Collector(Protocol):
     def get_freeze_count(self) -> int: ...
 
 
-def defer_full_collections(collector: Any = gc) -> None:
-    """Stop the collector from running full collections on its own; `HeapSettler` runs them."""
-    young, middle, _ = collector.get_threshold()
-    collector.set_threshold(young, middle, DEFERRED_THRESHOLD)
+def defer_full_collections() -> tuple[int, int, int]:
+    """Stop the collector from running full collections on its own (`HeapSettler` runs them);
+    returns the thresholds to restore."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], DEFERRED_THRESHOLD)
+    return thresholds
 
 
 class HeapSettler:
@@ -79,7 +86,7 @@ class HeapSettler:
     def __init__(
         self,
         *,
-        collector: Collector = gc,
+        collector: GcModule = gc,
         clock: Callable[[], float] = time.monotonic,
         quiet_s: float = SETTLE_QUIET_S,
         max_wait_s: float = SETTLE_MAX_WAIT_S,
@@ -165,12 +172,13 @@ class HeapSettler:
         totals: Callable[[], tuple[int, int, int]],
         every_s: float = 5.0,
         young_every_s: float = YOUNG_EVERY_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Background task: the young collections every `young_every_s`; every `every_s`, `tick`
         with `totals()` (created, dropped, tracked now)."""
         next_tick = self._clock() + every_s
         while True:
-            await asyncio.sleep(young_every_s)
+            await sleep(young_every_s)
             self.collect_young()
             if self._clock() >= next_tick:
                 next_tick = self._clock() + every_s
@@ -178,19 +186,32 @@ class HeapSettler:
 
 
 class PauseRecorder:
-    """Times every collection into `histogram` (label `generation`) while installed."""
+    """Times every collection while installed; `drain()` moves the times into `histogram` (label
+    `generation`).
+
+    The collector's callback only appends to a bounded deque: a collection can start inside any
+    allocation, including one made while prometheus_client holds the histogram's (non-reentrant)
+    lock, so observing there could wait forever on a lock its own thread holds.
+    """
 
     def __init__(self, histogram: Histogram, clock: Callable[[], float] = time.perf_counter) -> None:
         self._histogram = histogram
         self._clock = clock
         self._started: float | None = None
+        self._pending: deque[tuple[int, float]] = deque(maxlen=PENDING_PAUSES)
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = self._clock()
         elif self._started is not None:
-            self._histogram.labels(str(info["generation"])).observe(self._clock() - self._started)
+            self._pending.append((info["generation"], self._clock() - self._started))
             self._started = None
+
+    def drain(self) -> None:
+        """Observe the pauses timed since the last drain (call it outside any collection)."""
+        while self._pending:
+            generation, seconds = self._pending.popleft()
+            self._histogram.labels(str(generation)).observe(seconds)
 
     def install(self) -> None:
         if self not in gc.callbacks:
@@ -199,3 +220,4 @@ class PauseRecorder:
     def remove(self) -> None:
         if self in gc.callbacks:
             gc.callbacks.remove(self)
+        self.drain()
