@@ -265,10 +265,15 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
             if stopped_min >= 1
             else ""
         )
-        on_cpu = f", {statistics.mean(cpu):.0f} s of CPU" if cpu else ""
+        # A job's wall time includes a stop while it ran; its CPU time does not.
+        per_job = (
+            f"{sum(cpu) / 60:.0f} min of CPU in all, {statistics.mean(cpu):.0f} s a job"
+            if cpu
+            else f"a job took {mean:.0f} s on average on one worker"
+        )
         runtime = (
-            f"Runtime: {len(runs)} jobs in {wall_min:.0f} min of wall time on {workers} workers{paused} (a job "
-            f"took {mean:.0f} s on average on one worker{on_cpu}, on a machine shared with other work); the whole protocol "
+            f"Runtime: {len(runs)} jobs in {wall_min:.0f} min of wall time on {workers} workers{paused} ({per_job}, "
+            "on a machine shared with other work); the whole protocol "
             f"takes {whole}, {goal} the {GOAL_MIN} minutes it is meant to fit in. Most of a job is "
             "predictive's own code: its ensemble fits (24 a simulated day, shared by its sweep and by the "
             "60 s and 180 s jobs of a window and seed, whose forecasts have the same horizon) and, at every 15 s "
