@@ -44,6 +44,8 @@ from _provenance import commit, emit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _scale_clients import SCRAPE_EVERY_S, ref, start_probe, start_scraper  # noqa: E402
+
 from scaler._generated import externalscaler_pb2 as pb  # noqa: E402
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
 from tests.hostile_prometheus import HostileProcess, established_to  # noqa: E402
@@ -56,8 +58,6 @@ GET_METRICS_EVERY_S = 15.0
 STEP = "15s"
 """Each target's `step`: how often it polls Prometheus (`--step`)."""
 IS_ACTIVE_EVERY_S = 30.0
-SCRAPE_EVERY_S = 15.0
-"""A Prometheus scraping the server's own /metrics (the ServiceMonitor's interval in deploy/kubernetes)."""
 
 
 class Options(NamedTuple):
@@ -133,17 +133,6 @@ def bucket_p99_ms(before: dict[float, float], after: dict[float, float]) -> floa
         if total and cumulative >= 0.99 * total:
             return bound * 1000
     return float("nan")
-
-
-def ref(address: str, n: int) -> pb.ScaledObjectRef:
-    meta = {
-        "scalerAddress": "prescaler.keda:9090",
-        "serverAddress": address,
-        "query": f'sum(vllm:num_requests_running{{model="m{n:05d}"}})',
-        "threshold": "8",
-        "step": STEP,
-    }
-    return pb.ScaledObjectRef(name=f"so-{n:05d}", namespace=f"ns-{n % 50:02d}", scalerMetadata=meta)
 
 
 def start_server() -> tuple[subprocess.Popen[str], int, int]:
@@ -276,7 +265,7 @@ async def run(options: Options) -> list[str]:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.ExternalScalerStub(channel)
                 address = prometheus.address("ok")
-                one = [ref(address, 99_999)]
+                one = [ref(address, 99_999, STEP)]
                 await create(stub, one)
                 rate = options.targets * (1 / GET_METRICS_EVERY_S + 1 / IS_ACTIVE_EVERY_S)
                 print(
@@ -285,7 +274,7 @@ async def run(options: Options) -> list[str]:
                 base, _ = await saturated_at(stub, one, options.duration_s / 3, rate)
                 before = rss_kb(server.pid)
                 print(f"creating {options.targets} targets", flush=True)
-                refs = [ref(address, n) for n in range(options.targets)]
+                refs = [ref(address, n, STEP) for n in range(options.targets)]
                 create_s = await create(stub, refs)
                 await asyncio.sleep(2.0)
                 after = rss_kb(server.pid)
@@ -301,7 +290,7 @@ async def run(options: Options) -> list[str]:
                 gc.collect()
                 gc.freeze()
                 gc.disable()
-                prober = start_probe(port, address, options.duration_s - 5)
+                prober = start_probe(port, address, STEP, options.duration_s - 5)
                 scraper = start_scraper(http_port, options.duration_s - 5)
                 try:
                     latencies, errors, calls, held, own_lag_ms = await paced(
@@ -387,59 +376,6 @@ async def saturated_at(
     return latencies, rate
 
 
-async def probe(port: int, address: str, seconds: float, rate: float) -> None:
-    """A light client of its own (another process, like KEDA): GetMetrics on 10 of the targets at
-    `rate` per second, one at a time; prints its latencies, in ms, as one line of JSON."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = pb_grpc.ExternalScalerStub(channel)
-        targets = [ref(address, n) for n in range(10)]
-        latencies = []
-        end = time.perf_counter() + seconds
-        n = 0
-        while time.perf_counter() < end:
-            started = time.perf_counter()
-            await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=targets[n % 10]), timeout=3.0)
-            latencies.append((time.perf_counter() - started) * 1000)
-            n += 1
-            await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
-    print(json.dumps(latencies))
-
-
-def scrape(http_port: int, seconds: float) -> None:
-    """Prometheus' scrape of the server's /metrics every `SCRAPE_EVERY_S` (another process);
-    prints how long each took, in ms, and how many failed, as one line of JSON."""
-    took = []
-    end = time.perf_counter() + seconds
-    time.sleep(random.Random(2).uniform(0, SCRAPE_EVERY_S))
-    failed = 0
-    while time.perf_counter() < end:
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
-                answer.read()
-            took.append((time.perf_counter() - started) * 1000)
-        except (OSError, urllib.error.URLError):
-            failed += 1
-        time.sleep(SCRAPE_EVERY_S)
-    print(json.dumps({"took_ms": took, "failed": failed}))
-
-
-def start_scraper(http_port: int, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, __file__, "--scrape", str(http_port), str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def start_probe(port: int, address: str, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, __file__, "--probe", str(port), address, str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=5000)
@@ -451,15 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--step", default="15s", help="the targets' step (how often each polls Prometheus)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown section here")
-    parser.add_argument("--probe", nargs=3, metavar=("PORT", "ADDRESS", "SECONDS"), help=argparse.SUPPRESS)
-    parser.add_argument("--scrape", nargs=2, metavar=("HTTP_PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.scrape:
-        scrape(int(args.scrape[0]), float(args.scrape[1]))
-        return 0
-    if args.probe:
-        asyncio.run(probe(int(args.probe[0]), args.probe[1], float(args.probe[2]), rate=20.0))
-        return 0
     global STEP
     STEP = args.step
     options = Options(args.targets, args.warmup_s, args.duration_s, args.saturate_s, args.concurrency)
