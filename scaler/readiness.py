@@ -1,0 +1,325 @@
+"""Pod start-up times measured from two replica counts, for `leadTime: auto`. Pure: no I/O, no clock.
+
+A `ReadinessTracker` is fed, every step, the replicas asked for (`replicasQuery`, e.g. kube-state-metrics'
+`kube_deployment_status_replicas`) and the replicas ready (`readyQuery`,
+`kube_deployment_status_replicas_ready`). When the count asked for rises at t0, each added replica is
+pending from t0; when the ready count rises by k, k pending replicas are taken to be ready, and the
+start-up of each is the time between the two samples. From the newest WINDOW start-ups it gives a high
+percentile as the lead time, and their median and number as its spread.
+
+Which pending replicas became ready the counts do not say. When all were asked for at one sample it does
+not matter. When several scale-ups overlap, matching the oldest first would pair the first replica ready
+with the oldest request even when a newer one was the fast one: the mean stays exact but the spread
+narrows, and on the simulator's diurnal day the p90 came out about 6 % low. So each is drawn instead by
+its chance of having become ready since the last sample (its hazard), under a lognormal fitted to the
+window (under the prior before: median = the fallback, sigma PRIOR_SIGMA); with the model right, that is
+the exact conditional chance, and the fit is insensitive to the prior (tests/test_readiness.py). The
+draws use a seeded generator, so equal samples give equal estimates.
+
+How a start-up is counted: from the first sample that shows the count raised to the first sample that
+shows the replica ready. Each end is late by up to one step after the event (uniformly, since the events
+do not know the sampling phase), so on average the two delays cancel and the duration is unbiased, and
+each one is off by less than one step. A replica that is ready by the sample that shows it asked for
+counts as 0 s.
+
+The counts are all there is, so the tracker keeps one invariant: the replicas it holds pending are
+exactly the replicas asked for and not ready, max(0, desired - ready), after every sample.
+
+- A fall in the count asked for cancels the newest pending replicas first, as a ReplicaSet deletes
+  not-ready and newer pods first; they are counted in `cancelled` and never timed.
+- Fewer pending than not ready (a ready replica lost its readiness, or the first sample starts with a
+  deficit) adds pending replicas whose start is unknown: they are matched like the others and
+  never timed. A restart is not a scale-up.
+- A sample with either count missing, not finite, negative or above MAX_REPLICAS is skipped; counts are
+  rounded to the nearest integer. Samples not newer than the last are skipped. After a gap of more than
+  MAX_GAP_STEPS steps, the rises and readiness seen at the next sample are not timed (they happened
+  somewhere in the gap), though they are still matched.
+- A replica still pending `max_startup_s` after it was asked for (no quota, no GPUs, an image that does
+  not exist) is a capacity problem, not a start-up to plan for: it is counted once in `stuck` and no
+  longer timed.
+
+A known bias, small where the count asked for seldom falls during a start-up (the HPA's scale-down
+stabilisation, 5 minutes by default, sees to that): replicas cancelled while starting are the slow ones
+of their batch, dropped rather than counted as at least that long.
+
+Memory per tracker is bounded whatever the counts: at most MAX_PENDING_RUNS runs of pending replicas
+(one per sample that added some; older ones merge, untimed, past that) and WINDOW durations.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from scaler.trigger_values import MAX_LEAD_S
+
+WINDOW = 256
+"""Start-ups kept, the newest: enough that a p90 from a full window is within about 5 % of the truth
+(its standard error for lognormal start-ups of the simulator's default spread), few enough that a
+slower image shows within a day's scale-ups."""
+MIN_STARTUPS = 5
+"""Timed start-ups needed before the measurement replaces the fallback: below that a p90 is the
+largest value seen, and one outlier sets the lead time."""
+QUANTILE = 0.9
+"""Share of new replicas that should be ready within the lead time. p90 rather than the median: a
+replica slower than the lead time arrives after the load it was asked for, and the forecast's own
+quantile does not cover that. Not p99: a window of WINDOW start-ups places a p99 on two or three of
+them, and the time a replica takes in the slowest percent is usually not start-up but scheduling
+trouble that no lead time fixes."""
+MAX_GAP_STEPS = 2.0
+"""A sample more than this many steps after the last valid one follows a gap: what it shows is not timed."""
+MAX_PENDING_RUNS = 512
+"""Runs of pending replicas kept (one per sample that added some)."""
+MAX_DRAWN = 256
+"""Replicas ready at one sample drawn by their chance; the rest are matched oldest first."""
+PRIOR_SIGMA = 0.3
+MIN_SIGMA = 0.05
+MAX_SIGMA = 2.0
+MAX_REPLICAS = 1_000_000
+"""Counts above this are not replica counts (a query summing the wrong series): the sample is skipped."""
+
+
+@dataclass(slots=True)
+class _Run:
+    """Replicas asked for at one sample and not yet ready (or cancelled)."""
+
+    at_s: float
+    count: int
+    timed: bool
+
+
+class LeadTimeEstimate(NamedTuple):
+    """The measured start-ups of one workload, and the lead time they give."""
+
+    lead_time_s: float
+    """The lead time to use: `upper_s` once `startups` >= the minimum, the fallback before."""
+    measured: bool
+    """Whether `lead_time_s` is measured (else it is the fallback)."""
+    quantile: float
+    """The percentile `upper_s` is, as a share (0.9)."""
+    upper_s: float
+    """That percentile of the start-ups in the window (NaN with none)."""
+    p50_s: float
+    """Their median (NaN with none)."""
+    startups: int
+    """Start-ups in the window."""
+    timed: int
+    """Start-ups timed since the tracker started (the window holds the newest WINDOW)."""
+    untimed: int
+    """Replicas seen ready that were not timed: their start is unknown (restarts, the first sample, a
+    gap) or they were stuck."""
+    cancelled: int
+    """Pending replicas cancelled by a fall in the count asked for before they were ready."""
+    stuck: int
+    """Replicas not ready `max_startup_s` after they were asked for."""
+    skipped: int
+    """Samples skipped: a count missing or not a replica count, or not newer than the last sample."""
+
+
+class ReadinessTracker:
+    """Times each new replica's start-up from samples of the replicas asked for and ready."""
+
+    def __init__(
+        self,
+        *,
+        step_s: float,
+        fallback_s: float,
+        quantile: float = QUANTILE,
+        window: int = WINDOW,
+        min_startups: int = MIN_STARTUPS,
+        max_startup_s: float = MAX_LEAD_S,
+        seed: int = 0,
+    ) -> None:
+        problems = []
+        if not 0 < step_s < math.inf:
+            problems.append(f"step_s is {step_s}; it must be > 0")
+        if not 0 <= fallback_s < math.inf:
+            problems.append(f"fallback_s is {fallback_s}; it must be >= 0")
+        if not 0 < quantile < 1:
+            problems.append(f"quantile is {quantile}; it must be in (0, 1)")
+        if not 1 <= min_startups <= window:
+            problems.append(f"min_startups is {min_startups}; it must be from 1 to window ({window})")
+        if not 0 < max_startup_s < math.inf:
+            problems.append(f"max_startup_s is {max_startup_s}; it must be > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.step_s = step_s
+        self.fallback_s = fallback_s
+        self.quantile = quantile
+        self.min_startups = min_startups
+        self.max_startup_s = max_startup_s
+        self._durations: deque[float] = deque(maxlen=window)
+        self._runs: deque[_Run] = deque()
+        self._pending = 0
+        self._desired: int | None = None
+        self._last_s = -math.inf
+        self._timed = self._untimed = self._cancelled = self._stuck = self._skipped = 0
+        self._estimate: LeadTimeEstimate | None = None
+        self._rng = random.Random(seed)
+
+    def observe(self, at_s: float, desired: float | None, ready: float | None) -> None:
+        """Take one sample: the replicas asked for and the replicas ready at `at_s` (None: not read)."""
+        wanted, up = _count(desired), _count(ready)
+        if wanted is None or up is None or not math.isfinite(at_s) or at_s <= self._last_s:
+            self._skipped += 1
+            return
+        timed = self._desired is not None and at_s - self._last_s <= MAX_GAP_STEPS * self.step_s
+        if self._desired is not None and wanted > self._desired:
+            self._add(at_s, wanted - self._desired, timed=timed)
+        elif self._desired is not None and wanted < self._desired:
+            self._cancel(self._desired - wanted)
+        self._expire(at_s)
+        not_ready = max(0, wanted - up)
+        if self._pending > not_ready:
+            self._ready(at_s, self._pending - not_ready, timed=timed)
+        elif self._pending < not_ready:
+            self._add(at_s, not_ready - self._pending, timed=False)
+        self._desired, self._last_s = wanted, at_s
+
+    def estimate(self) -> LeadTimeEstimate:
+        """The lead time and the spread of the start-ups in the window."""
+        if self._estimate is None:
+            durations = np.fromiter(self._durations, dtype=np.float64, count=len(self._durations))
+            if durations.size:
+                p50, upper = (float(v) for v in np.percentile(durations, [50.0, 100.0 * self.quantile]))
+            else:
+                p50 = upper = math.nan
+            measured = durations.size >= self.min_startups
+            self._estimate = LeadTimeEstimate(
+                lead_time_s=upper if measured else self.fallback_s,
+                measured=measured,
+                quantile=self.quantile,
+                upper_s=upper,
+                p50_s=p50,
+                startups=int(durations.size),
+                timed=self._timed,
+                untimed=self._untimed,
+                cancelled=self._cancelled,
+                stuck=self._stuck,
+                skipped=self._skipped,
+            )
+        return self._estimate
+
+    @property
+    def pending(self) -> int:
+        """Replicas asked for and not ready yet."""
+        return self._pending
+
+    def _add(self, at_s: float, count: int, *, timed: bool) -> None:
+        runs = self._runs
+        if runs and runs[-1].at_s == at_s and runs[-1].timed == timed:
+            runs[-1].count += count
+        else:
+            runs.append(_Run(at_s, count, timed))
+        if len(runs) > MAX_PENDING_RUNS:
+            # Keep the counts and their order; lose the oldest two runs' timing.
+            oldest = runs.popleft()
+            runs[0] = _Run(oldest.at_s, oldest.count + runs[0].count, timed=False)
+        self._pending += count
+        self._estimate = None
+
+    def _cancel(self, count: int) -> None:
+        """Remove up to `count` pending replicas, newest first (the rest were ready ones)."""
+        runs = self._runs
+        while count and runs:
+            run = runs[-1]
+            gone = min(count, run.count)
+            if run.timed:
+                self._cancelled += gone
+            run.count -= gone
+            count -= gone
+            self._pending -= gone
+            if not run.count:
+                runs.pop()
+        self._estimate = None
+
+    def _ready(self, at_s: float, count: int, *, timed: bool) -> None:
+        """`count` pending replicas became ready by `at_s`. With one run pending, which ones does not
+        matter; with several, each is drawn by its chance of having become ready since the last sample
+        (the hazard of the current model, `_model`), up to MAX_DRAWN, and the rest are the oldest."""
+        if timed and len(self._runs) > 1:
+            drawn = min(count, MAX_DRAWN)
+            self._draw(at_s, drawn)
+            count -= drawn
+        runs = self._runs
+        while count:
+            run = runs[0]
+            done = min(count, run.count)
+            self._record(run, at_s, done, timed=timed)
+            count -= done
+            if not run.count:
+                runs.popleft()
+        self._estimate = None
+
+    def _draw(self, at_s: float, count: int) -> None:
+        runs = list(self._runs)
+        mu, sigma = self._model()
+        chances = [_chance(self._last_s - run.at_s, at_s - run.at_s, mu, sigma) for run in runs]
+        for _ in range(count):
+            weights = [run.count * chance for run, chance in zip(runs, chances, strict=True)]
+            if sum(weights) <= 0:  # beyond the model's tail: by count alone
+                weights = [float(run.count) for run in runs]
+            cumulative = list(itertools.accumulate(weights))
+            index = bisect.bisect_right(cumulative, self._rng.random() * cumulative[-1])
+            # float rounding can point past the end, or at a run already used up.
+            run = runs[min(index, len(runs) - 1)]
+            if not run.count:
+                run = next(run for run in reversed(runs) if run.count)
+            self._record(run, at_s, 1, timed=True)
+        self._runs = deque(run for run in runs if run.count)
+
+    def _record(self, run: _Run, at_s: float, done: int, *, timed: bool) -> None:
+        """`done` replicas of `run` became ready by `at_s`."""
+        if timed and run.timed:
+            # A batch ready at once is `done` equal start-ups; more than the window holds fill it.
+            self._durations.extend([at_s - run.at_s] * min(done, self._durations.maxlen or done))
+            self._timed += done
+        else:
+            self._untimed += done
+        run.count -= done
+        self._pending -= done
+
+    def _model(self) -> tuple[float, float]:
+        """(mu, sigma) of the lognormal that directs the draws: fitted to the window, or the prior."""
+        if len(self._durations) < self.min_startups:
+            return math.log(max(self.fallback_s, self.step_s)), PRIOR_SIGMA
+        logs = np.log(np.maximum(np.fromiter(self._durations, dtype=np.float64), self.step_s / 2))
+        return float(np.mean(logs)), float(np.clip(np.std(logs), MIN_SIGMA, MAX_SIGMA))
+
+    def _expire(self, at_s: float) -> None:
+        """Stop timing the replicas pending longer than `max_startup_s`."""
+        for run in self._runs:
+            if run.at_s >= at_s - self.max_startup_s:
+                break
+            if run.timed:
+                run.timed = False
+                self._stuck += run.count
+                self._estimate = None
+
+
+def _chance(since_s: float, until_s: float, mu: float, sigma: float) -> float:
+    """P(a start-up ends in (since_s, until_s] | it had not by since_s), for a lognormal(mu, sigma)."""
+    alive = _survival(since_s, mu, sigma)
+    if alive < 1e-300:
+        return 1.0
+    return max(0.0, 1.0 - _survival(until_s, mu, sigma) / alive)
+
+
+def _survival(age_s: float, mu: float, sigma: float) -> float:
+    if age_s <= 0:
+        return 1.0
+    return 0.5 * math.erfc((math.log(age_s) - mu) / (sigma * math.sqrt(2.0)))
+
+
+def _count(value: float | None) -> int | None:
+    """A sampled value as a replica count; None when it is none."""
+    if value is None or not 0 <= value <= MAX_REPLICAS:
+        return None
+    return round(value)
