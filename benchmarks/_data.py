@@ -49,7 +49,10 @@ def load(spec: Spec, data: Path = DATA) -> Series:
             totals[at] = totals.get(at, 0.0) + value
     at_s = np.array(sorted(totals), dtype=np.float64)
     values = np.array([totals[at] for at in sorted(totals)], dtype=np.float64)
-    return prepare(at_s, values, spec.step_s, season_steps=round(DAY_S / spec.step_s))
+    # Long gaps are filled from the day before; one longer than a day (NASA-HTTP's 3.4 days between its
+    # July and August logs) from the week before, where that keeps more history than a day would.
+    seasons = (round(DAY_S / spec.step_s), round(7 * DAY_S / spec.step_s))
+    return max((prepare(at_s, values, spec.step_s, season_steps=s) for s in seasons), key=len)
 
 
 def select(names: str | None) -> tuple[Spec, ...]:

@@ -10,7 +10,8 @@ Accepted (the format is recognised from the file, not its name):
   for `qps.csv` only `Generative Requests` rows (the per-container serving QPS).
 - A folder of ServeGen `chunk-*-trace.csv` files (no header; `timestamp,rate,...`): the clients'
   rates summed into the model's total request rate.
-- NASA-HTTP `workload.txt`: one line of per-second request counts, on the time axis its SOURCE.md gives.
+- NASA-HTTP `workload.txt`: one line of per-second request counts, on the time axis its SOURCE.md gives
+  (the 3.4 days missing between its July and August logs left as a gap).
 
 Values are returned as given except where noted; `at_s` is unix seconds, ascending.
 """
@@ -20,15 +21,24 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-# NASA-HTTP: index 0 is 1995-07-01 00:00:01 at UTC-4 (see its SOURCE.md).
-NASA_START_S = datetime(1995, 7, 1, 4, 0, 1, tzinfo=UTC).timestamp()
+# NASA-HTTP `workload.txt` holds no timestamps; its time axis is the one the trace's SOURCE.md
+# (shared/data/nasa_http_1995/SOURCE.md, "Time axis") reconstructs, in server-local time (UTC-4):
+# index 0 is 1995-07-01 00:00:01 and the July log ends at index 2,381,543 (1995-07-28 13:32:24);
+# the August log is joined on directly after it, so index 2,381,544 is 1995-08-01 00:00:01. The
+# 3.4 days between are not in the file: they are put back as a gap (missing data, NaN once
+# regridded), so that dates and weekdays after the join are the calendar's.
+_NASA_LOCAL = timezone(timedelta(hours=-4))
+NASA_START_S = datetime(1995, 7, 1, 0, 0, 1, tzinfo=_NASA_LOCAL).timestamp()
+NASA_JOIN_INDEX = 2_381_544
+"""The index of the August log's first second, `NASA_AUGUST_S`."""
+NASA_AUGUST_S = datetime(1995, 8, 1, 0, 0, 1, tzinfo=_NASA_LOCAL).timestamp()
 
 
 _Arrays = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -191,4 +201,16 @@ def _per_second_counts(path: Path) -> _Arrays:
         counts = np.asarray(path.read_text().split(), dtype=np.float64)
     except ValueError:
         raise TraceError(f"trace {path}: expected whitespace-separated per-second counts") from None
-    return NASA_START_S + np.arange(counts.size, dtype=np.float64), counts
+    at_s = _joined_seconds(
+        counts.size, start_s=NASA_START_S, join_index=NASA_JOIN_INDEX, resume_s=NASA_AUGUST_S
+    )
+    return at_s, counts
+
+
+def _joined_seconds(n: int, *, start_s: float, join_index: int, resume_s: float) -> npt.NDArray[np.float64]:
+    """The times of `n` per-second counts from two logs joined end to end: consecutive seconds from
+    `start_s`, and from index `join_index` on (when there are that many) consecutive from `resume_s`."""
+    at_s = start_s + np.arange(n, dtype=np.float64)
+    if n > join_index:
+        at_s[join_index:] += resume_s - (start_s + join_index)
+    return at_s
