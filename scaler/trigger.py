@@ -26,6 +26,7 @@ from typing import Any
 from scaler import trigger_values as values
 from scaler.errors import ConfigError
 from scaler.trigger_values import (
+    LEAD_AUTO,
     MAX_HISTORY_POINTS,
     MAX_KEY_CHARS,
     MAX_KEYS,
@@ -59,6 +60,17 @@ SOURCES = ("prometheus", "replay")
 SIGNALS = ("queue", "gpu_sm")
 HPA_TOLERANCE = 0.1
 """The HPA's default tolerance (`--horizontal-pod-autoscaler-tolerance`)."""
+DEFAULT_LEAD_S = 180.0
+"""`leadTime` when absent, and `leadTimeFallback` when that is."""
+_AUTO_NEEDS = (
+    (
+        "readyQuery",
+        "ready_query",
+        "the workload's ready replicas, e.g. `kube_deployment_status_replicas_ready`",
+    ),
+    ("replicasQuery", "replicas_query", "the replicas asked for, e.g. `kube_deployment_status_replicas`"),
+)
+"""The queries `leadTime: auto` reads: key, field, what it is (kube-state-metrics' names)."""
 MAX_HISTORY_S = 35 * 86400.0
 """Default of the scaler's `--max-history`: five weeks, enough for a weekly season."""
 
@@ -140,8 +152,27 @@ class TriggerConfig:
     signal: str = field(default="queue", metadata=_key("signal", values.choice(SIGNALS)))
     """What `query` measures: `queue` (requests in flight or waiting) or `gpu_sm` (SM activity, GPUs)."""
 
-    lead_time_s: float = field(default=180.0, metadata=_key("leadTime", values.duration(0.001, MAX_LEAD_S)))
-    """Pod start-up time to provision ahead of: the forecast is maximised over [now, now + leadTime]."""
+    lead_time_s: float = field(default=DEFAULT_LEAD_S, metadata=_key("leadTime", values.lead_time))
+    """Pod start-up time to provision ahead of: the forecast is maximised over [now, now + leadTime].
+    With `leadTime: auto` this holds `leadTimeFallback`, the value to use until start-ups are measured."""
+
+    lead_time_auto: bool = field(default=False, metadata={"derived": True})
+    """`leadTime: auto`: the lead time is a high percentile of the start-ups measured from
+    `replicasQuery` rising to `readyQuery` rising (`scaler.readiness`). Set from `leadTime`; no key."""
+
+    lead_time_fallback_s: float | None = field(
+        default=None, metadata=_key("leadTimeFallback", values.duration(0.001, MAX_LEAD_S))
+    )
+    """With `leadTime: auto`, the lead time used until enough start-ups are measured and while they
+    cannot be (None: DEFAULT_LEAD_S). Named after KEDA's `fallback`, the answer when a measurement is
+    missing."""
+
+    ready_query: str | None = field(
+        default=None, metadata=_key("readyQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
+    )
+    """With `leadTime: auto`: the workload's ready replicas, e.g. kube-state-metrics'
+    `kube_deployment_status_replicas_ready` (with `replicasQuery`
+    `kube_deployment_status_replicas` of the same workload)."""
 
     history_s: float = field(
         default=7 * 86400.0, metadata=_key("history", values.duration(1.0, 1000 * 86400.0))
@@ -216,6 +247,7 @@ class TriggerConfig:
             )
         if self.hpa_tolerance is not None and self.replicas_query is None:
             problems.append("`hpaTolerance` only applies with `replicasQuery`")
+        problems.extend(self._lead_time_problems())
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
         if self.mode != "reactive" and self.history_s < 2 * self.step_s:
@@ -233,8 +265,25 @@ class TriggerConfig:
             )
         return problems
 
+    def _lead_time_problems(self) -> list[str]:
+        if not self.lead_time_auto:
+            return [
+                f"`{key}` only applies with `leadTime: {LEAD_AUTO}`"
+                for key, value in (
+                    ("readyQuery", self.ready_query),
+                    ("leadTimeFallback", self.lead_time_fallback_s),
+                )
+                if value is not None
+            ]
+        return [
+            f"`leadTime: {LEAD_AUTO}` needs `{key}`, PromQL for {what}: a start-up is timed from the "
+            "replicas asked for rising to the ready ones rising"
+            for key, name, what in _AUTO_NEEDS
+            if getattr(self, name) is None
+        ]
 
-_FIELDS = {f.metadata["key"]: f for f in dataclasses.fields(TriggerConfig)}
+
+_FIELDS = {f.metadata["key"]: f for f in dataclasses.fields(TriggerConfig) if "key" in f.metadata}
 
 
 def known_keys() -> list[str]:
@@ -289,6 +338,9 @@ def parse_trigger(metadata: Mapping[str, str], *, max_history_s: float = MAX_HIS
             problems.append(f"`{key}` is required")
     if problems:
         raise ConfigError(_capped(problems))
+    if values.get("lead_time_s") == LEAD_AUTO:
+        values["lead_time_s"] = values.get("lead_time_fallback_s") or DEFAULT_LEAD_S
+        values["lead_time_auto"] = True
     config = TriggerConfig(**values)
     problems = config.validate()
     if config.mode != "reactive" and config.history_s > max_history_s:

@@ -17,6 +17,8 @@ from scaler.units import format_duration, parse_duration_s, parse_float, parse_p
 
 SEASONS = ("daily", "weekly")
 MAX_LEAD_S = 3600.0
+LEAD_AUTO = "auto"
+"""`leadTime: auto`: measured from `replicasQuery` and `readyQuery` (`scaler.readiness`)."""
 MAX_REFIT_S = 6 * 3600.0
 MIN_REFIT_S = 60.0
 MIN_STEP_S = 1.0
@@ -95,6 +97,16 @@ def duration(low_s: float, high_s: float, *, bare_unit_s: float | None = None) -
         return seconds
 
     return parse
+
+
+def lead_time(text: str) -> float | str:
+    """A duration from 1ms to MAX_LEAD_S, or LEAD_AUTO."""
+    if text.strip() == LEAD_AUTO:
+        return LEAD_AUTO
+    try:
+        return duration(0.001, MAX_LEAD_S)(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or `{LEAD_AUTO}` to measure it (with `readyQuery`)") from None
 
 
 def bounded_number(text: str) -> float:

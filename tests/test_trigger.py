@@ -8,6 +8,12 @@ from scaler.errors import ConfigError
 from scaler.trigger import TriggerConfig, parse_trigger
 
 PROM = {"serverAddress": "http://prometheus.monitoring:9090", "query": "sum(vllm:num_requests_waiting)"}
+AUTO = {
+    "mode": "predictive",
+    "leadTime": "auto",
+    "replicasQuery": 'kube_deployment_status_replicas{deployment="vllm"}',
+    "readyQuery": 'kube_deployment_status_replicas_ready{deployment="vllm"}',
+}
 
 
 def _parse(**meta: str) -> TriggerConfig:
@@ -69,6 +75,12 @@ def _parse(**meta: str) -> TriggerConfig:
             'kube_deployment_status_replicas{deployment="vllm"}',
             id="replicas-query",
         ),
+        pytest.param({}, "lead_time_auto", False, id="lead-time-measured-only-when-asked"),
+        pytest.param({**AUTO}, "lead_time_auto", True, id="lead-time-auto"),
+        pytest.param({**AUTO}, "lead_time_s", 180.0, id="lead-time-auto-default-fallback"),
+        pytest.param({**AUTO, "leadTimeFallback": "7m"}, "lead_time_s", 420.0, id="lead-time-fallback"),
+        pytest.param({**AUTO, "leadTime": " auto "}, "lead_time_auto", True, id="lead-time-auto-spaces"),
+        pytest.param({**AUTO}, "ready_query", AUTO["readyQuery"], id="ready-query"),
         pytest.param({}, "tolerance", 0.1, id="tolerance-default"),
         pytest.param(
             {"mode": "shadow", "replicasQuery": "kube_deployment_status_replicas", "hpaTolerance": "0.05"},
@@ -145,6 +157,69 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
             id="lead-too-long",
         ),
         pytest.param(
+            {"mode": "predictive", "leadTime": "2h"},
+            ["`leadTime`: `2h` is not valid; expected a duration from 1ms to 1h, or `auto` to measure it"],
+            id="lead-too-long-auto-named",
+        ),
+        pytest.param(
+            {"leadTime": "automatic"},
+            ["`leadTime`: `automatic` is not valid;", "or `auto` to measure it (with `readyQuery`)"],
+            id="lead-auto-misspelt",
+        ),
+        pytest.param(
+            {**AUTO, "readyQuery": ""},
+            ["`readyQuery`: `` is not valid; expected a non-empty string"],
+            id="ready-query-empty",
+        ),
+        pytest.param(
+            {**AUTO, "readyQuery": "x" * 8193},
+            ["`readyQuery`: the value is 8193 characters; at most 8192 are accepted"],
+            id="ready-query-too-long",
+        ),
+        pytest.param(
+            {**AUTO, "leadTimeFallback": "2h"},
+            ["`leadTimeFallback`: `2h` is not valid; expected a duration from 1ms to 1h"],
+            id="lead-fallback-too-long",
+        ),
+        pytest.param(
+            {**AUTO, "leadTimeFallback": "auto"},
+            ["`leadTimeFallback`: `auto` is not valid; expected a duration"],
+            id="lead-fallback-not-auto",
+        ),
+        pytest.param(
+            {"mode": "predictive", "leadTime": "auto", "replicasQuery": "kube_deployment_status_replicas"},
+            [
+                "`leadTime: auto` needs `readyQuery`, PromQL for the workload's ready replicas, e.g. "
+                "`kube_deployment_status_replicas_ready`"
+            ],
+            id="lead-auto-needs-ready-query",
+        ),
+        pytest.param(
+            {"mode": "predictive", "leadTime": "auto", "readyQuery": "kube_deployment_status_replicas_ready"},
+            [
+                "`leadTime: auto` needs `replicasQuery`, PromQL for the replicas asked for, e.g. "
+                "`kube_deployment_status_replicas`: a start-up is timed from the replicas asked for rising"
+            ],
+            id="lead-auto-needs-replicas-query",
+        ),
+        pytest.param(
+            {**AUTO, "mode": "reactive"},
+            [
+                "`replicasQuery` needs source `prometheus` and mode `predictive` or `shadow`; got source `prometheus`, mode `reactive`"
+            ],
+            id="lead-auto-reactive",
+        ),
+        pytest.param(
+            {"mode": "predictive", "leadTime": "3m", "readyQuery": "kube_deployment_status_replicas_ready"},
+            ["`readyQuery` only applies with `leadTime: auto`"],
+            id="ready-query-alone",
+        ),
+        pytest.param(
+            {"mode": "predictive", "leadTimeFallback": "3m"},
+            ["`leadTimeFallback` only applies with `leadTime: auto`"],
+            id="lead-fallback-alone",
+        ),
+        pytest.param(
             {"mode": "predictive", "refitInterval": "1d"},
             ["`refitInterval`: `1d` is not valid; expected a duration from 1m to 6h"],
             id="refit",
@@ -194,3 +269,16 @@ def test_required_keys(meta: dict[str, str], fragment: str) -> None:
 def test_equal_metadata_gives_equal_config() -> None:
     assert _parse() == _parse()
     assert hash(_parse()) == hash(_parse())
+
+
+def test_lead_time_auto_needing_both_queries_lists_both_in_one_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse(mode="shadow", leadTime="auto")
+    needs = [p for p in caught.value.problems if p.startswith("`leadTime: auto` needs")]
+    assert [p.split("`")[3] for p in needs] == ["readyQuery", "replicasQuery"]
+
+
+def test_a_numeric_lead_time_is_unchanged_by_auto() -> None:
+    config = _parse(mode="predictive", leadTime="4m")
+    assert (config.lead_time_s, config.lead_time_auto, config.ready_query) == (240.0, False, None)
+    assert config != _parse(**AUTO, leadTimeFallback="4m")
