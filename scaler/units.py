@@ -91,10 +91,10 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     if not text.strip():
         return ()
     pairs: list[tuple[str, str]] = []
-    for item in text.split(","):
+    for number, item in enumerate(text.split(","), 1):
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"expected k1=v1,k2=v2 pairs; `{item}` has no `name=`")
+            raise ValueError(f"expected k1=v1,k2=v2 pairs; pair {number} has no `name=`")
         pairs.append((name.strip(), value.strip()))
     return tuple(pairs)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import tracemalloc
 from pathlib import Path
@@ -206,6 +207,21 @@ async def test_hostile_metadata_over_grpc_is_ok_or_invalid_argument(meta: dict[s
             await run.stub.GetMetricSpec(ref(meta), timeout=5.0)
         except grpc.aio.AioRpcError as exc:
             assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc.details()
+
+
+async def test_an_error_about_many_long_non_ascii_values_still_fits_a_status() -> None:
+    """gRPC percent-encodes a status message; past the client's 8 KiB of headers the caller would get
+    RESOURCE_EXHAUSTED instead of the error. The message is cut, and says how much is left out."""
+    meta = {"customHeaders": "é" * 2078, "queryParameters": "ü" * 2000, "threshold": "€" * 4000}
+    meta |= {f"unknownKey{n}": "x" for n in range(40)}
+    async with running_app(rpc_deadline_s=1.0) as run:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await run.stub.GetMetricSpec(ref(meta), timeout=5.0)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    shown = caught.value.details() or ""
+    assert shown.startswith("invalid trigger metadata: ")
+    assert re.search(r"\.\.\. \([\d,]+ more characters\)$", shown)
+    assert len(shown.encode()) <= 4096
 
 
 def credentials(tmp_path: Path, entries: list[dict[str, Any]]) -> Settings:

@@ -1,16 +1,23 @@
 """LeanTransport against scripted HTTP/1.1 servers: keep-alive, a connection closed while idle,
-chunked bodies read in bounded pieces, malformed answers as httpx errors."""
+chunked bodies read in bounded pieces, malformed answers as httpx errors; and the sources' polls
+through it, whose heads are made without httpx."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from scaler.sources.lean_transport import PIECE_BYTES, LeanTransport
+from scaler import __version__
+from scaler.errors import SourceError, SourceResponseError
+from scaler.settings import PrometheusCredentials
+from scaler.sources.lean_transport import PIECE_BYTES, LeanTransport, head_of
+from scaler.sources.prometheus import PrometheusSource
+from scaler.trigger import TriggerConfig
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 """Answers request number n on a connection; returns whether to keep the connection open."""
@@ -20,6 +27,8 @@ class Server:
     def __init__(self) -> None:
         self.connections = 0
         self.port = 0
+        self.heads: list[bytes] = []
+        """Every request head received, in order."""
 
 
 @contextlib.asynccontextmanager
@@ -33,6 +42,7 @@ async def serving(script: Script) -> AsyncIterator[Server]:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 assert head.startswith(b"GET ")
+                server.heads.append(head)
                 n += 1
                 if not await script(reader, writer, n):
                     break
@@ -166,3 +176,107 @@ async def test_a_response_left_unread_closes_its_connection() -> None:
             await anext(response.aiter_raw())
         assert (await client.get(f"http://127.0.0.1:{server.port}/q")).content == b"z" * 100_000
     assert server.connections == 2  # the half-read one was not reused
+
+
+# --- the sources' poll path: heads made without httpx, answers read without it ---------------------
+
+VECTOR = (
+    b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"4"]}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameters", "headers", "prefix"),
+    [
+        pytest.param("sum(x)", (), (), "", id="plain"),
+        pytest.param(
+            'sum(rate(http_total{job="a b",code=~"5.+|4%"}[1m])) / 2 > 0 and on() vector(1) # é&=?',
+            (("dedup", "false"), ("partial_response", "true"), ("x", "a b&c=é")),
+            (("X-Scope-OrgID", "tenant-a"), ("X-Extra", "")),
+            "/prom/sub path",
+            id="everything-escaped",
+        ),
+    ],
+)
+async def test_a_poll_sends_what_httpx_would(
+    query: str, parameters: tuple[tuple[str, str], ...], headers: tuple[tuple[str, str], ...], prefix: str
+) -> None:
+    """The poll's head is httpx's request, byte for byte: same URL encoding, headers and order."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(answer(VECTOR))
+        await writer.drain()
+        return True
+
+    async with serving(script) as server:
+        address = f"http://127.0.0.1:{server.port}{prefix}"
+        config = TriggerConfig(
+            threshold=1.0,
+            server_address=address,
+            query=query,
+            query_parameters=parameters,
+            custom_headers=headers,
+        )
+        transport = LeanTransport()
+        source = PrometheusSource(config, transport=transport, clock=lambda: 1_700_000_000.25)
+        try:
+            assert (await source.sample()).value == 4.0
+            assert (await source.sample()).value == 4.0  # on the kept-alive connection
+        finally:
+            await transport.aclose()
+    expected = httpx.Request(
+        "GET",
+        f"{address}/api/v1/query",
+        params=[("query", query), ("time", "1700000000.250"), *parameters],
+        headers=[("Accept", "application/json"), ("User-Agent", f"prescaler/{__version__}"), *headers],
+    )
+    assert server.heads == [head_of(expected)] * 2
+    assert server.connections == 1
+
+
+async def test_a_compressed_answer_to_a_poll_is_refused_by_name() -> None:
+    """prescaler never asks for compression; a body it cannot read as sent is an error, not garbage."""
+    import gzip
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(answer(gzip.compress(VECTOR), "Content-Encoding: gzip"))
+        await writer.drain()
+        return True
+
+    async with serving(script) as server:
+        transport = LeanTransport()
+        config = TriggerConfig(threshold=1.0, server_address=f"http://127.0.0.1:{server.port}", query="x")
+        source = PrometheusSource(config, transport=transport)
+        try:
+            with pytest.raises(
+                SourceResponseError, match=r"Content-Encoding `gzip`, which prescaler does not"
+            ):
+                await source.sample()
+        finally:
+            await transport.aclose()
+
+
+async def test_a_token_with_a_line_break_is_never_sent(tmp_path: Path) -> None:
+    """A token file's inner line break would start a header of the file's choosing."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\r\nX-Injected: yes\n")
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(answer(VECTOR))
+        await writer.drain()
+        return True
+
+    async with serving(script) as server:
+        address = f"http://127.0.0.1:{server.port}"
+        transport = LeanTransport()
+        source = PrometheusSource(
+            TriggerConfig(threshold=1.0, server_address=address, query="x"),
+            transport=transport,
+            credentials=PrometheusCredentials(address, bearer_token_file=token),
+        )
+        try:
+            with pytest.raises(SourceError, match=r"holds a line break, a control character or non-ASCII"):
+                await source.sample()
+        finally:
+            await transport.aclose()
+    assert server.heads == []

@@ -34,9 +34,26 @@ MAX_VALUE = 9.2e15
 _MARGIN_S = 0.05
 
 
+MAX_DETAILS_BYTES = 4096
+"""Longest status message sent, as gRPC writes it (`grpc-message`, percent-encoded): well under the
+8 KiB of headers a client accepts by default, which a longer message would turn into RESOURCE_EXHAUSTED."""
+
+
 def status_code(exc: PrescalerError) -> grpc.StatusCode:
     """The status an error is answered with (the mapping itself is `errors.status_name`)."""
     return grpc.StatusCode[status_name(exc)]
+
+
+def details(exc: PrescalerError) -> str:
+    """The status message of an error: its text, cut where gRPC's encoding of it passes
+    MAX_DETAILS_BYTES (a byte outside printable ASCII, and `%`, take three)."""
+    text = str(exc)
+    size = 0
+    for at, char in enumerate(text):
+        size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8"))
+        if size > MAX_DETAILS_BYTES - 40:
+            return f"{text[:at]}... ({len(text) - at:,} more characters)"
+    return text
 
 
 def metric_spec(config: TriggerConfig) -> pb.MetricSpec:
@@ -80,7 +97,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
         try:
             yield max(0.0, self._budget_s(context) - _MARGIN_S)
         except PrescalerError as exc:
-            await context.abort(status_code(exc), str(exc))
+            await context.abort(status_code(exc), details(exc))
         except Exception:
             # No input may end in UNKNOWN: a bug is INTERNAL, with its traceback in the log only.
             logger.exception("%s failed unexpectedly", type(self).__name__)
@@ -126,9 +143,9 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
                         if refresher.decision is None and sent is None:
                             await self._next_refresh(refresher)
                             continue
-                        await context.abort(status_code(exc), str(exc))
+                        await context.abort(status_code(exc), details(exc))
                     except PrescalerError as exc:
-                        await context.abort(status_code(exc), str(exc))
+                        await context.abort(status_code(exc), details(exc))
                     if active != sent:
                         yield pb.IsActiveResponse(result=active)
                         sent = active
@@ -155,7 +172,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):
             lease = self._registry.leased(request.namespace, request.name, request.scalerMetadata)
             refresher = await lease.__aenter__()
         except PrescalerError as exc:
-            await context.abort(status_code(exc), str(exc))
+            await context.abort(status_code(exc), details(exc))
         try:
             yield refresher
         finally:

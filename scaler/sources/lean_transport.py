@@ -2,8 +2,10 @@
 
 The scaler's traffic to Prometheus is thousands of small GETs a minute on a few connections. httpx's
 default transport (httpcore, h11, anyio) spends ~0.65 ms of CPU on each; this one ~0.05 ms, which is
-what lets 5,000 targets poll every 15 s without the event loop falling behind its RPCs. httpx keeps
-everything above the transport: URLs, headers, content decoding, the `Response` the sources read.
+what lets 5,000 targets poll every 15 s without the event loop falling behind its RPCs. Behind
+`httpx.AsyncBaseTransport` httpx keeps everything above it (URLs, headers, content decoding, the
+`Response`); the sources' polls skip even that and send ready-made request heads through
+`exchange`, reading the answer's status, headers and body as received.
 
 What it does: one request at a time per connection, idle connections kept per origin (at most
 `max_idle`), bodies by Content-Length, chunked or until close, yielded in pieces of at most 64 KiB
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 import httpx
 
@@ -29,6 +32,34 @@ HEAD_LIMIT_BYTES = 64 * 1024
 _NO_BODY = frozenset({204, 304})
 
 Origin = tuple[str, str, int]
+"""(scheme, host, port)."""
+
+
+class Answer(NamedTuple):
+    """An answer's status line and headers as received, and its body to read."""
+
+    status: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: _Body
+
+
+def head_of(request: httpx.Request) -> bytes:
+    """The bytes `LeanTransport` sends for `request`: request line, headers, blank line."""
+    if request.method not in ("GET", "HEAD") or request.content:
+        raise httpx.UnsupportedProtocol("this transport only sends GET and HEAD without a body")
+    lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
+    lines += [name + b": " + value for name, value in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def request_of(base_url: str, head: bytes) -> httpx.Request:
+    """The `httpx.Request` that `head` (as `head_of` writes it) sends to `base_url`'s origin: how a
+    head reaches a transport other than `LeanTransport` (tests give an `httpx.MockTransport`)."""
+    request_line, *lines = head.rstrip(b"\r\n").split(b"\r\n")
+    method, target, _ = request_line.split(b" ")
+    headers = [(name, value) for name, _, value in (line.partition(b": ") for line in lines)]
+    return httpx.Request(method.decode("ascii"), base_url + target.decode("ascii"), headers=headers)
 
 
 class _Connection:
@@ -63,49 +94,55 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise httpx.ConnectError("the transport is closed", request=request)
         url = request.url
         origin: Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        head = self._head(request)
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            answer = await self.exchange(
+                origin, head_of(request), connect_timeout_s=timeouts.get("connect"), method=request.method
+            )
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=answer.body,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
+        )
+
+    async def exchange(
+        self, origin: Origin, head: bytes, *, connect_timeout_s: float | None, method: str = "GET"
+    ) -> Answer:
+        """Send one request's head (`head_of`'s bytes) to `origin` and read the answer's head; the
+        body follows in `Answer.body`, which must be read through or closed.
+
+        The path of the sources' polls: no `httpx.Request` or `httpx.Response` is made for it."""
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed")
         for attempt in (1, 2):
-            connection, reused = await self._connection(origin, request)
+            connection, reused = await self._connection(origin, connect_timeout_s)
             try:
                 connection.writer.write(head)
                 await connection.writer.drain()
                 status, reason, headers = await self._read_head(connection.reader)
             except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
                 connection.close()
-                if reused and attempt == 1 and request.method == "GET":
+                if reused and attempt == 1 and method == "GET":
                     continue  # the server closed this idle connection; a GET can be sent again
-                raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
+                raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
             except ValueError as exc:
                 connection.close()
-                raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+                raise httpx.RemoteProtocolError(str(exc)) from exc
             except BaseException:
                 connection.close()
                 raise
             break
-        body = _Body(
-            self, origin, connection, headers, has_body=request.method != "HEAD" and status not in _NO_BODY
-        )
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=body,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
-        )
+        body = _Body(self, origin, connection, headers, has_body=method != "HEAD" and status not in _NO_BODY)
+        return Answer(status, reason, headers, body)
 
-    @staticmethod
-    def _head(request: httpx.Request) -> bytes:
-        if request.method not in ("GET", "HEAD") or request.content:
-            raise httpx.UnsupportedProtocol("this transport only sends GET and HEAD without a body")
-        lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
-        lines += [name + b": " + value for name, value in request.headers.raw]
-        return b"\r\n".join(lines) + b"\r\n\r\n"
-
-    async def _connection(self, origin: Origin, request: httpx.Request) -> tuple[_Connection, bool]:
+    async def _connection(self, origin: Origin, connect_timeout_s: float | None) -> tuple[_Connection, bool]:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
@@ -113,9 +150,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 return connection, True
             connection.close()
         scheme, host, port = origin
-        timeouts = request.extensions.get("timeout", {})
         try:
-            async with asyncio.timeout(timeouts.get("connect")):
+            async with asyncio.timeout(connect_timeout_s):
                 reader, writer = await asyncio.open_connection(
                     host,
                     port,
@@ -124,9 +160,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     limit=HEAD_LIMIT_BYTES,
                 )
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time", request=request) from exc
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from exc
         except OSError as exc:
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}", request=request) from exc
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
         return _Connection(reader, writer), False
 
     @staticmethod
