@@ -6,9 +6,11 @@ many ScaledObjects point at one Prometheus, the scaler holds at most `max_connec
 connections) to it. A client per target cost ~900 KB and a TCP connection each (an SSL context
 alone loads the CA bundle), and 5,000 of them flooded the server.
 
-Sources send `httpx.Request`s straight to the transport, a `LeanTransport`: httpx's client layer
+Sources send their requests straight to the transport, a `LeanTransport`: httpx's client layer
 (cookies, auth flows, redirects, URL merging) and its default transport cost 0.9 ms of CPU a request
-together, the lean path 0.3 ms, and 5,000 targets make 333 requests a second.
+together; an `httpx.Request` to the lean transport 0.3 ms; a poll's ready-made head through
+`LeanTransport.exchange` 0.12 ms (a client-side measure, 200 targets on loopback), and 5,000 targets
+make 333 requests a second.
 """
 
 from __future__ import annotations
