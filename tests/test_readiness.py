@@ -206,7 +206,7 @@ def _day(
     rng = np.random.default_rng(seed)
     ticks = int(DAY_S / TICK_S)
     t = np.arange(ticks) * TICK_S
-    wobble = np.zeros(ticks)  # slow multiplicative noise: AR(1), about 7 % sd
+    wobble = np.zeros(ticks)  # slow multiplicative noise: AR(1), 10 % sd, correlated over ~17 min
     shocks = 0.01 * rng.standard_normal(ticks)
     for k in range(1, ticks):
         wobble[k] = 0.995 * wobble[k - 1] + shocks[k]
