@@ -86,6 +86,10 @@ def parse_bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+_SHOWN_PAIR = 40
+"""Characters of a malformed pair quoted in its error (the whole value is quoted by the caller)."""
+
+
 def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """KEDA's `k1=v1,k2=v2` syntax (customHeaders, queryParameters); order kept, empty string allowed."""
     if not text.strip():
@@ -94,7 +98,8 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     for number, item in enumerate(text.split(","), 1):
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"expected k1=v1,k2=v2 pairs; pair {number} has no `name=`")
+            shown = item if len(item) <= _SHOWN_PAIR else f"{item[:_SHOWN_PAIR]}... (pair {number})"
+            raise ValueError(f"expected k1=v1,k2=v2 pairs; `{shown}` has no `name=`")
         pairs.append((name.strip(), value.strip()))
     return tuple(pairs)
 
