@@ -18,6 +18,7 @@ from scaler.history import History
 from scaler.leadtime import measured_service_time_s
 from scaler.policy import Decision
 from scaler.sim import ClusterConfig, ScalingConfig, Scenario, prepare, run_policy
+from scaler.sim.autoscaler import Autoscaler, hpa_desired
 from scaler.sim.holt_winters import holt_winters
 from scaler.sim.predictive import Predictive, PredictiveSettings, ServiceTime, predictive
 from scaler.sim.shared import FitCache
@@ -129,3 +130,28 @@ def test_sorted_quantile_is_numpys_quantile() -> None:
                 checked += 1
     assert checked == 32 * 3 * 8
     assert math.isnan(sorted_quantile(np.array([1.0, math.nan]), 0.9))
+
+
+@pytest.mark.parametrize("window_s", [300.0, 60.0, 0.0])
+def test_legacy_stabilization_is_the_largest_recommendation_in_the_window(window_s: float) -> None:
+    """The HPA's legacy path, kept as a sliding-window maximum, answers as the pass over every
+    recommendation within the stabilization window that it replaces."""
+    rng = np.random.default_rng(int(window_s) + 1)
+    config = ScalingConfig(downscale_stabilization_s=window_s, max_replica_count=60)
+    autoscaler = Autoscaler(config, replicas=3, now_s=0.0)
+    seen: list[tuple[float, int]] = [(0.0, 3)]
+    now_s, current, moved = 0.0, 3, 0
+    for _ in range(2_000):
+        # Syncs 15 s apart, sometimes late or twice at one time; the load jumps and drifts.
+        now_s += float(rng.choice([0.0, 15.0, 15.0, 15.0, 30.0, 45.0]))
+        value = float(rng.choice([0.0, rng.uniform(0, 400), current * rng.uniform(0.5, 1.6)]))
+        proposal = hpa_desired(value, 8.0, current, config.tolerance)
+        stabilized = max([proposal, *(r for at_s, r in seen if at_s > now_s - window_s)])
+        limit = max(2 * current, 4)
+        expected = min(max(min(stabilized, limit), config.hpa_min_replicas), config.max_replica_count)
+        seen.append((now_s, proposal))
+        desired = autoscaler.hpa_sync(now_s, value, 8.0, current)
+        assert desired == expected
+        moved += desired != current
+        current = desired
+    assert moved > 100

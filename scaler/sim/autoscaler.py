@@ -224,15 +224,20 @@ class Autoscaler:
         return desired
 
     def _legacy(self, now_s: float, current: int, proposal: int) -> int:
-        """`normalizeDesiredReplicas`: stabilize, then limit the scale-up, then clamp."""
+        """`normalizeDesiredReplicas`: stabilize, then limit the scale-up, then clamp.
+
+        The stabilized value is the largest recommendation within the window; here the
+        recommendations are kept as a sliding-window maximum (oldest first, each larger than every
+        later one: a recommendation no larger than a newer one can never be the largest again), so
+        the front is the answer without a pass over the window at every sync."""
         window = self.config.downscale_stabilization_s
-        stabilized = proposal
-        for at_s, recommendation in self._recommendations:
-            if at_s > now_s - window:
-                stabilized = max(stabilized, recommendation)
-        self._recommendations.append((now_s, proposal))
-        while self._recommendations and self._recommendations[0][0] <= now_s - window:
-            self._recommendations.popleft()
+        kept = self._recommendations
+        while kept and kept[0][0] <= now_s - window:
+            kept.popleft()
+        stabilized = max(proposal, kept[0][1]) if kept else proposal
+        while kept and kept[-1][1] <= proposal:
+            kept.pop()
+        kept.append((now_s, proposal))
         config = self.config
         limit = max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM)
         return min(max(min(stabilized, limit), config.hpa_min_replicas), config.max_replica_count)
