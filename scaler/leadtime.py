@@ -19,6 +19,7 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import Series, prepare
 from scaler.history import History
 from scaler.trigger import TriggerConfig
+from scaler.trigger_values import MAX_LEAD_S
 
 COARSE_STEP_S = 300.0
 """Step the seasonal model is fitted at (a trigger's `step` when that is coarser)."""
@@ -112,13 +113,14 @@ def _z(quantile: float) -> float:
     return NormalDist().inv_cdf(quantile)
 
 
-def history_bound(forecaster: Forecaster, history: History, config: TriggerConfig) -> LeadBound:
-    """`lead_bound` over the newest `FINE_WINDOW_S` of `history`, with the trigger's step, lead
-    time and quantile."""
+def history_bound(
+    forecaster: Forecaster, history: History, config: TriggerConfig, lead_s: float | None = None
+) -> LeadBound:
+    """`lead_bound` over the newest `FINE_WINDOW_S` of `history`, with the trigger's step and
+    quantile, and its lead time unless `lead_s` (a measured one, `leadTime: auto`) is given."""
     at_s, values = history.window(max(2, round(FINE_WINDOW_S / config.step_s)))
-    return lead_bound(
-        forecaster, at_s, values, step_s=config.step_s, lead_s=config.lead_time_s, quantile=config.quantile
-    )
+    lead = config.lead_time_s if lead_s is None else lead_s
+    return lead_bound(forecaster, at_s, values, step_s=config.step_s, lead_s=lead, quantile=config.quantile)
 
 
 def service_time_s(in_flight: FloatArray, rate: FloatArray) -> float | None:
@@ -142,8 +144,10 @@ def measured_service_time_s(in_flight: History, rate: History) -> float | None:
 def forecast_config(config: TriggerConfig) -> ForecastConfig:
     """The forecasting settings a trigger implies."""
     coarse = coarse_step_s(config)
-    # Cover the refit interval, the lead time, and two failed refits retried before the next works.
-    horizon = math.ceil((config.refit_interval_s + config.lead_time_s + 2 * RETRY_S) / coarse) + 1
+    # Cover the refit interval, the lead time, and two failed refits retried before the next works; a
+    # measured lead time (`leadTime: auto`) can be anything up to the longest accepted.
+    lead_s = MAX_LEAD_S if config.lead_time_auto else config.lead_time_s
+    horizon = math.ceil((config.refit_interval_s + lead_s + 2 * RETRY_S) / coarse) + 1
     daily = "daily" in config.seasonality
     return ForecastConfig(
         season_s=DAY_S if daily else coarse,

@@ -142,25 +142,23 @@ class Predictor:
             self._log.info("forecasting with %s (%s)", outcome.model, outcome.reason)
             self._announced_model = outcome.model
 
-    def bound(self, now_s: float, observed_history: History) -> Bound:
-        """The forecast bound for [now, now + leadTime], in the trigger's units."""
+    def bound(self, now_s: float, observed_history: History, lead_s: float | None = None) -> Bound:
+        """The forecast bound for [now, now + leadTime], in the trigger's units; `lead_s` is a
+        measured lead time (`leadTime: auto`) in place of the configured one."""
         if not self._fitted:
             return Bound(None, math.nan, "no forecast yet: first fit running")
         config = self.config
-        lead = history_bound(self._forecaster, self.demand_history, config)
+        lead_s = config.lead_time_s if lead_s is None else lead_s
+        lead = history_bound(self._forecaster, self.demand_history, config, lead_s)
         if lead.upper is None:
             return Bound(None, math.nan, lead.reason)
         scale, why = self._units(observed_history)
         if scale is None:
             return Bound(None, math.nan, why)
-        self.accuracy.forecast(
-            now_s, now_s + config.lead_time_s, lead.mean, lead.upper, self.demand_history.latest()
-        )
+        self.accuracy.forecast(now_s, now_s + lead_s, lead.mean, lead.upper, self.demand_history.latest())
         upper = lead.upper * scale if self.config.rate_query is None else in_flight_bound(lead, scale)
         if upper is not None:
-            self.served.forecast(
-                now_s, now_s + config.lead_time_s, lead.mean * scale, upper, observed_history.latest()
-            )
+            self.served.forecast(now_s, now_s + lead_s, lead.mean * scale, upper, observed_history.latest())
         return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:

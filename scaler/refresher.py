@@ -24,12 +24,21 @@ from scaler.history import History
 from scaler.leadtime import SAMPLES_SPAN_S
 from scaler.policy import Decision, decide
 from scaler.predictor import Bound, Predictor
+from scaler.readiness import ReadinessTracker
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
+from scaler.trigger_values import MAX_LEAD_S
 from scaler.units import format_duration
 
 logger = logging.getLogger(__name__)
+
+_COUNTS = {
+    "replicasQuery": ("the replicas", "values are not raised past the HPA's tolerance"),
+    "readyQuery": ("the ready replicas", "start-ups are not timed meanwhile"),
+}
+"""The replica counts a trigger reads: what each is, and what the trigger goes without while it
+cannot be read."""
 
 
 class TargetKey(NamedTuple):
@@ -67,6 +76,7 @@ class Refresher:
         max_age_s: float,
         rate_source: Source | None = None,
         replicas_source: Source | None = None,
+        ready_source: Source | None = None,
         pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -76,7 +86,17 @@ class Refresher:
         self.source = source
         self.rate_source = rate_source
         self.replicas_source = replicas_source
-        self._replicas_error = ""
+        self.ready_source = ready_source
+        self._count_errors: dict[str, str] = {}
+        """The last error reading `replicasQuery` / `readyQuery`, by key, while they fail."""
+        self.readiness: ReadinessTracker | None = None
+        self._lead_s: float | None = None
+        """The measured lead time (`leadTime: auto`) used now; None: the configured one."""
+        self._logged_lead_s = math.nan
+        if config.lead_time_auto:
+            if ready_source is None or replicas_source is None:
+                raise ValueError("leadTime: auto needs the replicasQuery and readyQuery sources")
+            self.readiness = ReadinessTracker(step_s=config.step_s, fallback_s=config.lead_time_s)
         capacity = max(2, math.ceil(SAMPLES_SPAN_S / config.step_s))
         self.history = History(config.step_s, capacity)
         self.rate_history = History(config.step_s, capacity) if rate_source is not None else None
@@ -156,7 +176,9 @@ class Refresher:
             "model": (self.predictor.model or None) if self.predictor else None,
             "forecast": bound.reason if bound else None,
             "last_error": str(self._error) if self._error is not None else None,
-            "replicas_error": self._replicas_error or None,
+            "replicas_error": self._count_errors.get("replicasQuery"),
+            "ready_error": self._count_errors.get("readyQuery"),
+            "lead_time": self._describe_lead(),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
             "max_age_s": self.max_age_s,
         }
@@ -198,7 +220,10 @@ class Refresher:
         self.history.append(sample.at_s, sample.value)
         if rate is not None and self.rate_history is not None:
             self.rate_history.append(rate.at_s, rate.value)
-        replicas = await self._replicas()
+        replicas = await self._count(self.replicas_source, "replicasQuery")
+        if self.readiness is not None:
+            ready = await self._count(self.ready_source, "readyQuery")
+            self._measure_lead(sample.at_s, self.readiness, replicas, ready)
         self._record(
             self._decide(sample.at_s, sample.value, rate.value if rate is not None else None, replicas)
         )
@@ -210,26 +235,69 @@ class Refresher:
         self._error = exc
         self._wake()
 
-    async def _replicas(self) -> int | None:
-        """The workload's current replicas (`replicasQuery`); None when unset or unreadable."""
-        if self.replicas_source is None:
+    async def _count(self, source: Source | None, key: str) -> int | None:
+        """A replica count (`replicasQuery`, `readyQuery`); None when unset or unreadable."""
+        if source is None:
             return None
         try:
-            sample = await self.replicas_source.sample()
+            sample = await source.sample()
         except (SourceError, QueryShapeError) as exc:
-            self._telemetry.replicas_errors.labels(type(exc).__name__).inc()
-            if self._replicas_error != str(exc):
-                self._log.warning(
-                    "reading the replicas (`replicasQuery`) failed; values are not raised past the HPA's "
-                    "tolerance: %s",
-                    exc,
-                )
-                self._replicas_error = str(exc)
+            counter = (
+                self._telemetry.replicas_errors if key == "replicasQuery" else self._telemetry.ready_errors
+            )
+            counter.labels(type(exc).__name__).inc()
+            what, without = _COUNTS[key]
+            if self._count_errors.get(key) != str(exc):
+                self._log.warning("reading %s (`%s`) failed; %s: %s", what, key, without, exc)
+                self._count_errors[key] = str(exc)
             return None
-        if self._replicas_error:
-            self._log.info("reading the replicas works again")
-            self._replicas_error = ""
-        return round(sample.value)  # finite: the source refuses null values for this query
+        if self._count_errors.pop(key, None) is not None:
+            self._log.info("reading %s works again", _COUNTS[key][0])
+        return round(sample.value)  # finite: the source refuses null values for these queries
+
+    def _measure_lead(
+        self, at_s: float, readiness: ReadinessTracker, replicas: int | None, ready: int | None
+    ) -> None:
+        """Time start-ups from this step's counts, and take the lead time they give (`leadTime: auto`)."""
+        readiness.observe(at_s, replicas, ready)
+        estimate = readiness.estimate()
+        # A start-up shorter than a step cannot be seen; a longer one than the longest lead accepted
+        # is a capacity problem (the tracker stops timing it).
+        lead_s = min(max(estimate.lead_time_s, self.config.step_s), MAX_LEAD_S)
+        self._lead_s = lead_s if estimate.measured else None
+        labels = (self.key.namespace, self.key.name, self.config.metric_name)
+        family = self._telemetry.lead_time
+        family.set(labels, lead_s, "used")
+        if estimate.startups:
+            family.set(labels, estimate.p50_s, "p50")
+            family.set(labels, estimate.upper_s, "upper")
+        startups = self._telemetry.lead_time_startups
+        for kind in ("timed", "untimed", "cancelled", "stuck"):
+            startups.set(labels, getattr(estimate, kind), kind)
+        startups.set(labels, estimate.startups, "window")
+        if estimate.measured and not abs(lead_s - self._logged_lead_s) < self.config.step_s:
+            self._log.info(
+                "lead time measured: %s (p%g of %d start-ups; median %s)",
+                format_duration(lead_s),
+                100 * estimate.quantile,
+                estimate.startups,
+                format_duration(estimate.p50_s),
+            )
+            self._logged_lead_s = lead_s
+
+    def _describe_lead(self) -> dict[str, object] | None:
+        if self.readiness is None:
+            return None
+        estimate = self.readiness.estimate()
+        return {
+            "used_s": self._lead_s if self._lead_s is not None else self.config.lead_time_s,
+            "measured": estimate.measured,
+            "p50_s": _finite(estimate.p50_s),
+            "upper_s": _finite(estimate.upper_s),
+            "quantile": estimate.quantile,
+            "startups": estimate.startups,
+            "pending": self.readiness.pending,
+        }
 
     def _decide(self, at_s: float, observed: float, rate: float | None, replicas: int | None) -> Decision:
         predictor = self.predictor
@@ -238,7 +306,7 @@ class Refresher:
         predictor.accuracy.actual(at_s, observed if rate is None else rate)
         predictor.served.actual(at_s, observed)
         predictor.maybe_refit(at_s)
-        bound = self._bound = predictor.bound(at_s, self.history)
+        bound = self._bound = predictor.bound(at_s, self.history, self._lead_s)
         self._export_forecast(bound, predictor)
         if bound.reason != self._bound_reason:
             self._log.info("forecast: %s", bound.reason)
@@ -299,6 +367,8 @@ class Refresher:
             await self.rate_source.aclose()
         if self.replicas_source is not None:
             await self.replicas_source.aclose()
+        if self.ready_source is not None:
+            await self.ready_source.aclose()
 
     async def run(self) -> None:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""

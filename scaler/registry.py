@@ -15,6 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import NamedTuple
 
 from scaler.digest import metadata_digest
 from scaler.errors import ConfigError, SourceError, WarmingUp
@@ -32,11 +33,23 @@ logger = logging.getLogger(__name__)
 PARSE_CACHE_SIZE = 4096
 
 
+class Sources(NamedTuple):
+    """A trigger's sources, all on the same server with the same options; None where unused."""
+
+    signal: Source
+    """`query`."""
+    rate: Source | None
+    """`rateQuery`."""
+    replicas: Source | None
+    """`replicasQuery`: in predictive mode, and with `leadTime: auto` (the replicas asked for)."""
+    ready: Source | None
+    """`readyQuery`, with `leadTime: auto`."""
+
+
 def open_sources(
     config: TriggerConfig, settings: Settings, factory: SourceFactory, namespace: str = ""
-) -> tuple[Source, Source | None, Source | None]:
-    """The trigger's sources: its `query`, its `rateQuery` and, in predictive mode, its
-    `replicasQuery` (the latter two None when unset), all on the same server with the same options."""
+) -> Sources:
+    """The trigger's sources (`Sources`)."""
 
     def side(query: str | None, ignore_null_values: bool = config.ignore_null_values) -> Source | None:
         if query is None:
@@ -47,9 +60,11 @@ def open_sources(
             namespace,
         )
 
-    # The replicas only refine predictive answers; an empty result is unknown, not 0 replicas.
-    replicas = side(config.replicas_query, False) if config.mode == "predictive" else None
-    return factory(config, settings, namespace), side(config.rate_query), replicas
+    # The replicas refine predictive answers and time start-ups; an empty result is unknown, not 0.
+    counts = config.mode == "predictive" or config.lead_time_auto
+    replicas = side(config.replicas_query, False) if counts else None
+    ready = side(config.ready_query, False) if config.lead_time_auto else None
+    return Sources(factory(config, settings, namespace), side(config.rate_query), replicas, ready)
 
 
 class _Tracked:
@@ -126,9 +141,7 @@ class Registry:
             digest, config = self.config(metadata)
             key = TargetKey(namespace, name, digest)
             try:
-                source, rate_source, replicas_source = open_sources(
-                    config, self._settings, self._source_factory, namespace
-                )
+                sources = open_sources(config, self._settings, self._source_factory, namespace)
             except ValueError as exc:
                 raise ConfigError([str(exc)]) from exc
             except OSError as exc:
@@ -136,11 +149,12 @@ class Registry:
             refresher = Refresher(
                 key,
                 config,
-                source,
+                sources.signal,
                 self._telemetry,
                 max_age_s=self._settings.max_age_s,
-                rate_source=rate_source,
-                replicas_source=replicas_source,
+                rate_source=sources.rate,
+                replicas_source=sources.replicas,
+                ready_source=sources.ready,
                 pool=self._pool,
                 wall=self._wall,
             )

@@ -48,6 +48,13 @@ class Telemetry:
             ["error"],
             registry=registry,
         )
+        self.ready_errors = Counter(
+            "prescaler_ready_errors_total",
+            "Failed reads of a target's readyQuery (leadTime: auto; start-ups are then not timed that "
+            "step), by error class.",
+            ["error"],
+            registry=registry,
+        )
         self.decisions = Counter(
             "prescaler_decisions_total",
             "Decisions computed, by mode and by which term won.",
@@ -81,8 +88,28 @@ class Telemetry:
             "window's start, in the trigger's units (the quantity predictive mode sends KEDA); compare "
             "with the trigger's quantile.",
         )
+        self.lead_time = TargetFamily(
+            "prescaler_lead_time_seconds",
+            "Per target with leadTime: auto: the lead time used (kind=used: the measured percentile, or "
+            "leadTimeFallback until enough start-ups are timed), and the measured start-ups' p50 and "
+            "upper percentile (kind=p50|upper; the percentile is 0.9).",
+            "kind",
+        )
+        self.lead_time_startups = TargetFamily(
+            "prescaler_lead_time_startups",
+            "Per target with leadTime: auto: start-ups in the measurement window (kind=window), timed "
+            "since the target started (timed), replicas ready whose start was unknown (untimed), "
+            "cancelled before ready (cancelled), not ready within an hour (stuck).",
+            "kind",
+        )
         self.targets = TargetSeries(
-            registry, self.target_value, self.target_active, self.forecast_quality, self.bound_coverage
+            registry,
+            self.target_value,
+            self.target_active,
+            self.forecast_quality,
+            self.bound_coverage,
+            self.lead_time,
+            self.lead_time_startups,
         )
         self.refits = Counter(
             "prescaler_refits_total", "Seasonal model refits, by outcome.", ["outcome"], registry=registry

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,14 +14,17 @@ from prometheus_client import CollectorRegistry
 
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
+from scaler.errors import PrescalerError, SourceUnreachable
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
 from scaler.leadtime import LeadBound, forecast_config, in_flight_bound, measured_service_time_s
 from scaler.refresher import Refresher, TargetKey
+from scaler.registry import open_sources
 from scaler.settings import Settings
+from scaler.sources.base import Sample, Series, Source
 from scaler.sources.replay import ReplaySource
 from scaler.telemetry import Telemetry
-from scaler.trigger import parse_trigger
+from scaler.trigger import TriggerConfig, parse_trigger
 from tests.servers import FakeClock, walk
 
 DAY = 86400.0
@@ -163,3 +168,122 @@ async def test_the_real_worker_process_pool_fits_and_returns_the_forecaster() ->
 
 def test_settings_default_pool_size_is_at_least_one() -> None:
     assert Settings().forecast_workers >= 1
+
+
+class Counts:
+    """A replica count as a function of the (fake) time: `replicasQuery` / `readyQuery`."""
+
+    def __init__(self, clock: FakeClock, count: Callable[[float], float]) -> None:
+        self.clock, self.count = clock, count
+        self.failing: PrescalerError | None = None
+
+    async def sample(self) -> Sample:
+        if self.failing is not None:
+            raise self.failing
+        return Sample(self.clock(), self.count(self.clock()))
+
+    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
+        raise NotImplementedError("not used by these tests")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_lead_time_auto_provisions_ahead_by_the_measured_start_up(
+    trace_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replicas asked for every hour from day 7 on, each ready an hour later: once 5 start-ups are
+    timed, the lead time is 1 h, not the 5 min fallback, and the value rises about an hour ahead of
+    the morning ramp (as with `leadTime: 1h` above)."""
+    caplog.set_level(logging.INFO, "scaler.refresher")
+    clock = FakeClock()
+    day7 = EPOCH + 7 * DAY
+
+    def asked(t: float) -> float:
+        return 1 + max(0, (t - day7) // 3600)
+
+    replicas, ready = Counts(clock, asked), Counts(clock, lambda t: asked(t - 3600))
+    meta = {
+        "source": "prometheus",
+        "serverAddress": "http://prometheus.test:9090",
+        "query": "load",
+        "threshold": "10",
+        "step": "5m",
+        "history": "7d",
+        "mode": "predictive",
+        "refitInterval": "6h",
+        "leadTime": "auto",
+        "leadTimeFallback": "5m",
+        "replicasQuery": "asked",
+        "readyQuery": "ready",
+    }
+    registry = CollectorRegistry()
+    refresher = Refresher(
+        TargetKey("serving", "llm", "ab" * 32),
+        parse_trigger(meta),
+        ReplaySource(trace_dir / "diurnal.csv", clock=clock),
+        Telemetry(registry),
+        max_age_s=600,
+        replicas_source=replicas,
+        ready_source=ready,
+        pool=ForecastPool(1, executor=ThreadPoolExecutor(1)),
+        wall=clock,
+    )
+    labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
+
+    def lead(kind: str) -> float | None:
+        return registry.get_sample_value("prescaler_lead_time_seconds", {**labels, "kind": kind})
+
+    await walk(refresher, clock, day7 - 600, 56)  # to 04:30 on day 7
+    assert lead("used") == 300.0  # the fallback: 3 start-ups timed so far
+    assert refresher.describe()["lead_time"] == {
+        "used_s": 300.0,
+        "measured": False,
+        "p50_s": 3600.0,
+        "upper_s": 3600.0,
+        "quantile": 0.9,
+        "startups": 3,
+        "pending": 1,
+    }
+    day8 = EPOCH + 8 * DAY
+    seen = await walk(refresher, clock, day8 + 3 * 3600, 60)
+    assert lead("used") == 3600.0 and lead("p50") == 3600.0
+    timed = registry.get_sample_value("prescaler_lead_time_startups", {**labels, "kind": "timed"})
+    assert timed is not None and timed >= 5
+    assert caplog.text.count("lead time measured: 1h (p90 of") == 1  # when it changed, not every step
+
+    def first_above(column: int, level: float) -> float:
+        return next(t for t, *values in seen if values[column - 1] >= level)
+
+    ahead = first_above(1, 40.0) - first_above(2, 40.0)
+    assert 1800 <= ahead <= 5400, f"rose {ahead / 60:.0f} min ahead; expected about 60"
+
+    # A ready count that cannot be read stops the timing, is logged once, and keeps the lead time.
+    ready.failing = SourceUnreachable("prometheus http://prometheus.test:9090: connection refused")
+    await walk(refresher, clock, clock.now_s, 3)
+    assert registry.get_sample_value("prescaler_ready_errors_total", {"error": "SourceUnreachable"}) == 4
+    assert caplog.text.count("reading the ready replicas (`readyQuery`) failed") == 1
+    assert lead("used") == 3600.0
+
+
+@pytest.mark.parametrize("mode", ["predictive", "shadow"])
+def test_lead_time_auto_opens_both_replica_counts_in_either_mode(mode: str) -> None:
+    meta = {
+        "serverAddress": "http://prometheus.test:9090",
+        "query": "load",
+        "threshold": "10",
+        "mode": mode,
+        "leadTime": "auto",
+        "replicasQuery": "asked",
+        "readyQuery": "ready",
+    }
+    opened: list[tuple[str | None, bool]] = []
+
+    def factory(config: TriggerConfig, settings: Settings, namespace: str = "") -> Source:
+        opened.append((config.query, config.ignore_null_values))
+        return Counts(FakeClock(), lambda t: 1.0)
+
+    sources = open_sources(parse_trigger(meta), Settings(), factory)
+    assert sources.replicas is not None and sources.ready is not None and sources.rate is None
+    # An empty count is unknown, not 0 replicas, whatever ignoreNullValues says for the signal.
+    assert opened == [("asked", False), ("ready", False), ("load", True)]

@@ -82,17 +82,17 @@ def _refresher(
         }
     )
     registry = CollectorRegistry()
-    source, _, replicas_source = open_sources(
+    sources = open_sources(
         config, Settings(), lambda c, _s, _ns: PrometheusSource(c, transport=http, clock=clock)
     )
     pool = ForecastPool(1, executor=ThreadPoolExecutor(1))
     refresher = Refresher(
         TargetKey("serving", "taxi", "cd" * 32),
         config,
-        source,
+        sources.signal,
         Telemetry(registry),
         max_age_s=900,
-        replicas_source=replicas_source,
+        replicas_source=sources.replicas,
         pool=pool,
         wall=clock,
     )
