@@ -104,6 +104,8 @@ class Registry:
         self._wall = wall
         self._parsed: OrderedDict[str, TriggerConfig | ConfigError] = OrderedDict()
         self._targets: dict[TargetKey, _Tracked] = {}
+        self._series_users: dict[tuple[str, str, str], int] = {}
+        """Tracked targets per (namespace, name, metric): the names their per-target series share."""
         self.created_total = 0
         """Targets created so far (with `dropped_total`: what the server's heap settler watches)."""
         self.dropped_total = 0
@@ -160,6 +162,8 @@ class Registry:
             )
             task = asyncio.create_task(refresher.run(), name=f"refresh {key}")
             tracked = self._targets[key] = _Tracked(refresher, task, now)
+            series = (namespace, name, config.metric_name)
+            self._series_users[series] = self._series_users.get(series, 0) + 1
             self.created_total += 1
             self._telemetry.tracked_targets.set(len(self._targets))
             logger.info(
@@ -244,7 +248,14 @@ class Registry:
         with contextlib.suppress(asyncio.CancelledError):
             await tracked.task
         await tracked.refresher.aclose()
-        self._telemetry.forget_target(key.namespace, key.name, tracked.refresher.config.metric_name)
+        series = (key.namespace, key.name, tracked.refresher.config.metric_name)
+        # The per-target series are named by namespace, name and metric: while the ScaledObject's new
+        # metadata (another digest) is tracked under the same names, the series are its own.
+        users = self._series_users.pop(series) - 1
+        if users:
+            self._series_users[series] = users
+        else:
+            self._telemetry.forget_target(*series)
         self._telemetry.tracked_targets.set(len(self._targets))
 
     async def aclose(self) -> None:

@@ -264,6 +264,24 @@ async def test_idle_targets_are_evicted_and_their_series_removed() -> None:
         assert run.sample("prescaler_target_active", labels) is None
 
 
+async def test_evicting_an_old_version_of_a_trigger_keeps_the_new_ones_series() -> None:
+    """A ScaledObject whose metadata changed is tracked again under another digest but the same
+    names; when its old version is evicted, the series are the new version's and stay."""
+    async with running_app(idle_evict_s=0.05) as run:
+        run.sources.get("load").answer = 5.0
+        await run.stub.IsActive(ref(metadata(threshold="10")))
+        await asyncio.sleep(0.1)
+        await run.stub.IsActive(ref(metadata(threshold="2")))
+        assert await run.app.registry.evict_idle() == 1
+        labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
+        assert run.sample("prescaler_tracked_targets") == 1
+        assert run.sample("prescaler_target_active", labels) == 1
+        assert run.sample("prescaler_target_value", {**labels, "kind": "value"}) == 5.0
+        await asyncio.sleep(0.1)
+        assert await run.app.registry.evict_idle() == 1
+        assert run.sample("prescaler_target_active", labels) is None
+
+
 async def test_rpc_latency_histogram_labels_method_and_code() -> None:
     async with running_app() as run:
         run.sources.get("load").answer = 1.0
