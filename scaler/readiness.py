@@ -356,3 +356,11 @@ def _count(value: float | None) -> int | None:
     if value is None or not 0 <= value <= MAX_REPLICAS:
         return None
     return round(value)
+
+
+def lead_time_used(estimate: LeadTimeEstimate, step_s: float) -> float | None:
+    """The lead time `leadTime: auto` provisions ahead by, once measured (None before: the fallback
+    is used): at least one step, since a shorter start-up cannot be seen, and at most MAX_LEAD_S."""
+    if not estimate.measured:
+        return None
+    return min(max(estimate.lead_time_s, step_s), MAX_LEAD_S)

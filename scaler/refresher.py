@@ -24,11 +24,10 @@ from scaler.history import History
 from scaler.leadtime import SAMPLES_SPAN_S
 from scaler.policy import Decision, decide
 from scaler.predictor import Bound, Predictor
-from scaler.readiness import ReadinessTracker
+from scaler.readiness import ReadinessTracker, lead_time_used
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
-from scaler.trigger_values import MAX_LEAD_S
 from scaler.units import format_duration
 
 logger = logging.getLogger(__name__)
@@ -261,10 +260,8 @@ class Refresher:
         """Time start-ups from this step's counts, and take the lead time they give (`leadTime: auto`)."""
         readiness.observe(at_s, replicas, ready)
         estimate = readiness.estimate()
-        # A start-up shorter than a step cannot be seen; a longer one than the longest lead accepted
-        # is a capacity problem (the tracker stops timing it).
-        lead_s = min(max(estimate.lead_time_s, self.config.step_s), MAX_LEAD_S)
-        self._lead_s = lead_s if estimate.measured else None
+        self._lead_s = lead_time_used(estimate, self.config.step_s)
+        lead_s = self.config.lead_time_s if self._lead_s is None else self._lead_s
         labels = (self.key.namespace, self.key.name, self.config.metric_name)
         family = self._telemetry.lead_time
         family.set(labels, lead_s, "used")
