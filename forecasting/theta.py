@@ -4,16 +4,18 @@ statsforecast computes it, float for float, in a fraction of its time. Pure.
 statsforecast's `forward` reruns `auto_theta` with the variant and parameters fixed: the seasonality
 test (ACF at the season's lag), statsmodels' classical seasonal decomposition, then the theta
 model's pass over the deseasonalized window. Two parts of that cost most of a calibration origin
-(about 3 ms and 9 ms of its 13 at 2,016 points; here about 3 ms in all):
+(about 3 ms and 9 ms of its 11-13 at 2,016 points; here 2-3 ms in all):
 
 - The decomposition's seasonal means: statsmodels takes each phase's mean with pandas' `nanmean`,
   one call per phase (288 a day at 5 min). Here the phases are summed side by side in the order
   numpy's pairwise sum adds one phase's values (`_phase_sums`), so each mean is the same float.
 - The residual pass: statsforecast forecasts from every point by copying the history before it
-  (quadratic in the window) to score in-sample errors that the forecast does not use. Here the state pass
-  is statsforecast's own `update`, row by row, and the forecast its own `forecast` from the last
-  row; the in-sample error is only checked, as `auto_theta` checks it (a variant whose error is
-  NaN or infinite, or whose one-step forecast hits the NA marker, is rejected).
+  (quadratic in the window) to score in-sample errors that the forecast does not use. Here the
+  state pass runs statsforecast's state equations once per point, operation for operation in
+  Python floats (the same IEEE operations in the same order, `pow` from the same C library), and
+  the forecast is statsforecast's own `forecast` from the last state; the in-sample error is only
+  checked, as `auto_theta` checks it (a variant whose error is NaN or infinite, or whose one-step
+  forecast hits the NA marker, is rejected).
 
 The seasonality test and the trend filter are statsmodels' own calls. tests/test_forecasting_theta.py
 holds `forward_mean` to statsforecast's `forward` and `seasonal_profile` to statsmodels'
@@ -59,14 +61,11 @@ def forward_mean(model: dict[str, Any], y: FloatArray, h: int) -> FloatArray:
     code = getattr(_theta.ModelType, variant)
     states = np.zeros((n, 5))
     states[0] = _theta.init_state(z, code, level, alpha, theta)
-    update = _theta.update
-    for i, value in enumerate(z[1:].tolist(), start=1):
-        update(states, i, code, alpha, theta, value, False)
-    # Each row's last column is the one-step forecast from the row before (`calc`'s f[0]).
-    if np.any(np.abs(states[1:, 4] - _theta.NA) < _theta.TOL):
+    ahead_one = _states(z, states, variant in ("DSTM", "DOTM"), alpha, theta)
+    if np.any(np.abs(ahead_one - _theta.NA) < _theta.TOL):
         raise ValueError("theta's one-step forecast reached its NA marker")
-    errors = z - states[:, 4]
-    mse = float(np.sum(np.square(errors[3:]))) / max(float(np.mean(np.abs(z))), _theta.TOL)
+    errors = z[1:] - ahead_one
+    mse = float(np.sum(np.square(errors[2:]))) / max(float(np.mean(np.abs(z))), _theta.TOL)
     if not math.isfinite(mse):
         raise ValueError("no model able to be fitted: theta's in-sample error is not finite")
     out = np.empty(h)
@@ -75,6 +74,26 @@ def forward_mean(model: dict[str, Any], y: FloatArray, h: int) -> FloatArray:
         profile = _repeat_val_seas(ahead, h=h)
         out = out * profile if kind == "multiplicative" else out + profile
     return np.asarray(out, dtype=np.float64)
+
+
+def _states(z: FloatArray, states: FloatArray, damped: bool, alpha: float, theta: float) -> FloatArray:
+    """statsforecast's state pass (`update` from row 0, its equations operation for operation) over
+    `z`; writes the last row of `states` and returns each step's one-step forecast (rows 1 on)."""
+    level, meany, an, bn = (float(v) for v in states[0, :4])
+    keep, trend = 1 - alpha, 1 - 1 / theta
+    values = z.tolist()
+    ahead = [0.0] * len(values)
+    mu = float(states[0, 4])
+    for i in range(1, len(values)):
+        value = values[i]
+        mu = level + trend * (an * keep**i + bn * (1 - keep ** (i + 1)) / alpha)
+        ahead[i] = mu
+        level, meany, before = alpha * value + keep * level, (i * meany + value) / (i + 1), meany
+        if damped:
+            bn = ((i - 1) * bn + 6 * (value - before) / (i + 1)) / (i + 2)
+            an = meany - bn * (i + 2) / 2
+    states[-1] = (level, meany, an, bn, mu)
+    return np.asarray(ahead[1:], dtype=np.float64)
 
 
 def _deseasoned(y: FloatArray, season: int) -> tuple[FloatArray, str, FloatArray]:
