@@ -79,7 +79,12 @@ class _Scraper:
     def scrape(self, at_s: float, cluster: Cluster) -> Signals:
         counter = self._counter
         counter.append((at_s, cluster.offered_total))
-        first_s, first = next((s, c) for s, c in counter if s > at_s - self._window_s + 1e-9)
+        # The oldest sample within the rate window (the newest, just appended, always is).
+        after_s = at_s - self._window_s + 1e-9
+        for sample in counter:
+            if sample[0] > after_s:
+                break
+        first_s, first = sample
         rate = (cluster.offered_total - first) / (at_s - first_s) if at_s > first_s else 0.0
         self._replicas.append((cluster.ready, cluster.replicas))
         ready, replicas = self._replicas[0]
