@@ -8,8 +8,8 @@ on the same sampled demand; its frontiers are read at the SLO budgets (`budget_s
 minutes), as GPU-hours relative to the best tuned reactive baseline and to the oracle floor.
 
 The jobs run in priority order (dev windows, then test windows with the kinds of trace taking turns,
-each window with all its seeds and start-ups in a row); a window and seed's jobs are one task on one
-`FitCache` (60 s and 180 s fit the same forecasts). Each finished task's jobs are saved to
+each window with all its seeds and start-ups in a row); a window's jobs are one task, each seed's
+on one `FitCache` (60 s and 180 s fit the same forecasts), the seeds sharing the members' fits. Each finished task's jobs are saved to
 benchmarks/autoscaling_results.json at once, so a run cut short leaves every finished job and
 `--resume` carries on from there. The README section says which jobs are missing.
 
@@ -40,6 +40,7 @@ import numpy as np
 from benchmarks._autoscaling_report import markdown, write_section
 from benchmarks._provenance import git
 from forecasting.base import DAY_S, ForecastConfig
+from forecasting.models import FitMemo
 from scaler.leadtime import forecast_config
 from scaler.sim import ClusterConfig
 from scaler.sim.compare import FLOORS, Setup, compare, demand_at_step, rescaled, settings_json, to_json
@@ -120,13 +121,15 @@ def jobs(windows: dict[str, Any]) -> list[Job]:
 
 def tasks(found: list[Job]) -> list[list[Job]]:
     """`found` grouped into the tasks a worker runs, in the order their first job comes: the jobs of
-    one window and seed run one after the other on one `FitCache`, whose keys hold the forecasting
-    settings and lead time, so each start-up takes from it only what is the same for it (60 s and
-    180 s fit the same horizon in 300 s steps and share their fits; Holt-Winters' hourly path and
-    the bootstrap history are shared by all three)."""
+    one window, all its seeds and start-ups, one after the other. Each seed's jobs run on one
+    `FitCache`, whose keys hold the forecasting settings and lead time, so each start-up takes from
+    it only what is the same for it (60 s and 180 s fit the same horizon in 300 s steps and share
+    their fits; Holt-Winters' hourly path and the bootstrap history are shared by all three); the
+    seeds share the ensemble members' fits, which for two days of simulated time see only the
+    window's past (`forecasting.models.fit_member`)."""
     groups: dict[tuple[object, ...], list[Job]] = {}
     for job in found:
-        groups.setdefault((job.trace, job.split, job.start_day, job.seed), []).append(job)
+        groups.setdefault((job.trace, job.split, job.start_day), []).append(job)
     return list(groups.values())
 
 
@@ -176,9 +179,15 @@ _TRACES: dict[str, Trace] = {}
 
 
 def run_task(group: list[Job], spec: dict[str, Any], data: Path, peak: float) -> list[dict[str, Any]]:
-    """The jobs of one task (`tasks`), sharing their fits."""
-    fits = FitCache()
-    return [run_job(job, spec, data, peak, fits) for job in group]
+    """The jobs of one task (`tasks`): a `FitCache` per seed, the members' fits shared by all."""
+    members: FitMemo = {}
+    caches: dict[int, FitCache] = {}
+    out = []
+    for job in group:
+        if job.seed not in caches:
+            caches = {job.seed: FitCache(members)}  # a seed's jobs are in a row: drop the last one's
+        out.append(run_job(job, spec, data, peak, caches[job.seed]))
+    return out
 
 
 def run_job(

@@ -22,6 +22,7 @@ drift. Asking for another quantile starts again from no shift.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from forecasting.base import FloatArray, Forecast, ForecastConfig
 from forecasting.conformal import DEFAULT_QUANTILE, check_quantile, margins, upper_bound
 from forecasting.ensemble import EnsembleFit, fit_ensemble
 from forecasting.finescale import CoarsePath, FineLevel, fine_forecast, fine_level
+from forecasting.models import FitMemo, fit_member
 from forecasting.prepare import Series
 
 RECENT_STEPS = 4
@@ -59,12 +61,16 @@ class Forecaster:
         config: ForecastConfig | None = None,
         *,
         levels: dict[tuple[object, ...], FineLevel] | None = None,
+        members: FitMemo | None = None,
     ) -> None:
         """`levels`: where to keep the quantile-free part of fine forecasts (`FineLevel`) by what it
         is computed from, for forecasters that forecast the same fits and samples at other
-        quantiles (a simulated sweep); None computes it at every forecast."""
+        quantiles (a simulated sweep); None computes it at every forecast. `members`: where to keep
+        the members' fits by what they are fitted on (`forecasting.models.fit_member`), for
+        forecasters whose histories share a past (simulated runs with other seeds); None: not kept."""
         self.config = config or ForecastConfig()
         self._levels = levels
+        self._members = members
         self._specs: dict[str, str] = {}
         self._selected_at_s = -math.inf
         self._fitted: _Fitted | None = None
@@ -105,7 +111,8 @@ class Forecaster:
         self._adapt(series)
         stale = series.end_s - self._selected_at_s >= self.config.reselect_after_s
         specs = None if stale or not self._specs else self._specs
-        result = fit_ensemble(series, self.config, specs, budget_s=budget_s, clock=clock)
+        fit = fit_member if self._members is None else functools.partial(fit_member, memo=self._members)
+        result = fit_ensemble(series, self.config, specs, budget_s=budget_s, clock=clock, fit=fit)
         if result.specs:
             self._specs = dict(result.specs)
             if result.reselected:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from forecasting.finescale import sorted_quantile
+from forecasting.models import FitMemo
 from scaler.history import History
 from scaler.leadtime import measured_service_time_s
 from scaler.policy import Decision
@@ -155,3 +156,20 @@ def test_legacy_stabilization_is_the_largest_recommendation_in_the_window(window
         moved += desired != current
         current = desired
     assert moved > 100
+
+
+def test_runs_with_other_seeds_share_member_fits_and_decide_as_alone() -> None:
+    """Another seed's run on the same past takes the members' fits (fitted on the past alone)
+    from a shared memo and decides exactly as a run that fits everything itself."""
+    demand = _demand(3 + 3 / 24)
+    before = demand.at_s < START_S + 3 * DAY_S
+    past = Trace("daily", demand.at_s[before], demand.values[before], 60.0)
+    window = Trace("daily", demand.at_s[~before], demand.values[~before], 60.0)
+    seeded = [prepare(window, CLUSTER, ScalingConfig(), seed=seed) for seed in (5, 6)]
+    members: FitMemo = {}
+    _run("predictive", past, seeded[0], 0.9, FitCache(members))
+    fitted = len(members)
+    shared = _run("predictive", past, seeded[1], 0.9, FitCache(members))
+    assert shared == _run("predictive", past, seeded[1], 0.9, None)
+    assert fitted >= 2 and len(members) == fitted  # every member fit of the second seed was shared
+    assert shared != _run("predictive", past, seeded[0], 0.9, None)  # the seeds' demands differ

@@ -195,7 +195,11 @@ class Predictive:
         step = config.step_s
         self._rates = _bootstrap(past, start_s, config, fits)
         self._service = ServiceTime(max(2, math.ceil(SAMPLES_SPAN_S / step)), self._rates.capacity)
-        self._forecaster = Forecaster(forecast_config(config), levels=None if fits is None else fits.levels)
+        self._forecaster = Forecaster(
+            forecast_config(config),
+            levels=None if fits is None else fits.levels,
+            members=None if fits is None else fits.members,
+        )
         self._fits = fits
         self._fit_key_now: FitKey | None = None
         self._fitted = False

@@ -5,7 +5,9 @@ The arrival rate a policy sees does not depend on its scaling (dropped requests 
 everything predictive and its relatives compute from the rate alone is the same in every run of a
 sweep on the same demand: the ensemble's fits (a fit does not depend on the quantile), the fine
 samples prepared for a forecast, a fine forecast before its margins, a lead-time bound at one
-quantile and lead time, Holt-Winters' hourly path. `FitCache` keeps them by keys made from the data
+quantile and lead time, Holt-Winters' hourly path; and, between runs with other Poisson seeds on
+the same past, the ensemble members' fits (`members`: a member is fitted on the history two days
+before the refit, the past alone early in a window). `FitCache` keeps them by keys made from the data
 and the settings they depend on, so one cache may serve runs on different demands, knobs and
 start-ups; a run that takes from it decides exactly as one that computes everything itself
 (tests/test_sim_speed.py).
@@ -20,6 +22,7 @@ import numpy.typing as npt
 
 from forecasting.finescale import FineLevel
 from forecasting.forecaster import Forecaster
+from forecasting.models import FitMemo
 from forecasting.prepare import Series, prepare
 from scaler.history import History
 from scaler.leadtime import LeadBound
@@ -32,7 +35,11 @@ FitKey = tuple[object, ...]
 class FitCache:
     """What runs on the same demand share (see the module docstring), each kind by its own keys."""
 
-    def __init__(self) -> None:
+    def __init__(self, members: FitMemo | None = None) -> None:
+        """`members`: the ensemble members' fits, kept by what each is fitted on; pass one to
+        caches of runs on the same past with other seeds (their members are fitted on the past
+        alone for two days of simulated time); None: this cache's own."""
+        self.members: FitMemo = {} if members is None else members
         self._fits: dict[FitKey, tuple[dict[str, str], float, object, str]] = {}
         self.bounds: dict[FitKey, LeadBound] = {}
         """Lead-time bounds by (fit, time, quantile, lead time, step, recent samples): the same for
