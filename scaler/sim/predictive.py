@@ -290,10 +290,11 @@ class Predictive:
         if cache is None or fit is None:
             lead = history_bound(self._forecaster, self._rates, self.config)
         else:
-            # The fine samples the bound is updated with identify the demand since the fit.
+            # The fine samples the bound is updated with identify the demand since the fit (their
+            # bytes: cheaper than a sum, and exact).
             config = self.config
             at_s, fine = self._rates.window(max(2, round(FINE_WINDOW_S / config.step_s)))
-            key = (fit, now_s, config.quantile, config.lead_time_s, config.step_s, float(np.nansum(fine)))
+            key = (fit, now_s, config.quantile, config.lead_time_s, config.step_s, fine.tobytes())
             found = cache.bounds.get(key)
             if found is None:
                 found = cache.bounds[key] = series_bound(
