@@ -338,7 +338,9 @@ class Cluster:
                 arrived = int(cohort[0])
                 waits[arrived] = max(0.0, start_s + served / mu - arrived * dt)
                 cohort[2] = 1.0
-            take = min(cohort[1], capacity - served)
+            # min(cohort[1], room) without a builtin call per cohort and tick (the same value).
+            room = capacity - served
+            take = room if room < cohort[1] else cohort[1]
             cohort[1] -= take
             served += take
             if cohort[1] > EPS:
