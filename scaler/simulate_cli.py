@@ -45,7 +45,7 @@ from scaler.sim.plot import comparison_figure
 from scaler.sim.predictive import PredictiveSettings
 from scaler.sources.prometheus import read_history
 from scaler.traces import Trace, TraceError, load_trace
-from scaler.trigger import parse_trigger
+from scaler.trigger import DEFAULT_LEAD_S, parse_trigger
 from scaler.units import parse_duration_s
 
 
@@ -64,6 +64,10 @@ def _duration(text: str) -> float:
         return parse_duration_s(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"`{text}`: {exc}") from None
+
+
+def _lead_time(text: str) -> float | str:
+    return "auto" if text.strip().lower() == "auto" else _duration(text)
 
 
 def _positive(text: str) -> float:
@@ -320,9 +324,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     policy.add_argument("--quantile", type=float, default=0.9, help="predictive's `quantile` (default 0.9)")
     policy.add_argument(
         "--lead-time",
-        type=_duration,
+        type=_lead_time,
         metavar="DURATION",
-        help="predictive's `leadTime` (default: --startup plus KEDA's 30 s polling interval)",
+        help="predictive's `leadTime` (default: --startup plus KEDA's 30 s polling interval), or `auto` to "
+        "measure it from the replicas asked for and ready, with --lead-time-fallback until 5 start-ups "
+        "are timed",
+    )
+    policy.add_argument(
+        "--lead-time-fallback",
+        type=_duration,
+        default=DEFAULT_LEAD_S,
+        metavar="DURATION",
+        help="with --lead-time auto: predictive's `leadTimeFallback` (default 3m, the trigger's default)",
     )
     policy.add_argument(
         "--refit-interval",
@@ -381,6 +394,11 @@ def _load(args: argparse.Namespace) -> Trace:
 
 def setup_from_args(args: argparse.Namespace) -> Setup:
     """The comparison's settings from the parsed `simulate` arguments."""
+    if args.lead_time == "auto" and args.no_replicas_query:
+        raise ValueError(
+            "--lead-time auto times start-ups from the replicas asked for (`replicasQuery`); "
+            "it cannot be used with --no-replicas-query"
+        )
     cluster = ClusterConfig(
         concurrency=args.concurrency,
         service_time_s=args.service_time,
@@ -405,7 +423,8 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
     )
     settings = PredictiveSettings(
         threshold=args.threshold,
-        lead_time_s=args.lead_time,
+        lead_time_s=args.lead_time_fallback if args.lead_time == "auto" else args.lead_time,
+        lead_time_auto=args.lead_time == "auto",
         quantile=args.quantile,
         refit_interval_s=args.refit_interval,
         history_s=args.history,

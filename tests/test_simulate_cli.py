@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -272,3 +274,35 @@ def test_the_replicas_query_sets_predictives_default_threshold(
     scenario = Scenario(0.0, 5.0, np.zeros(4), setup.cluster, setup.scaling)
     trigger = setup.settings.trigger(scenario)
     assert (trigger.threshold, trigger.replicas_query) == (threshold, replicas_query)
+
+
+def test_lead_time_auto_measures_the_simulated_start_ups_within_a_day(tmp_path: Path) -> None:
+    """`--lead-time auto`: predictive times the simulated replicas' start-ups from the Deployment's
+    replica counts as scraped, and by the end of one day provisions ahead by their p90 (within 15 %),
+    not by the 3 min fallback."""
+    out = tmp_path / "out.json"
+    startup, p95 = 180.0, 300.0
+    code = simulate(
+        [
+            *("--trace", str(TAXI), "--history", "3d", "--days", "1", "--refit-interval", "6h"),
+            *("--policies", "predictive", "--startup", f"{startup:g}s", "--startup-p95", f"{p95:g}s"),
+            *("--lead-time", "auto", "--json", str(out)),
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["predictive"]["lead_time_auto"] is True
+    assert result["settings"]["predictive"]["lead_time_s"] == 180.0  # the fallback
+    lead = result["policies"]["predictive"]["forecasting"]["lead_time"]
+    sigma = math.log(p95 / startup) / NormalDist().inv_cdf(0.95)
+    p90 = startup * math.exp(sigma * NormalDist().inv_cdf(0.9))
+    assert lead["measured"] is True and lead["startups"] >= 20
+    assert abs(lead["used_s"] - p90) <= 0.15 * p90, (lead, p90)
+
+
+def test_lead_time_auto_without_the_replicas_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    code = simulate(
+        ["--trace", str(TAXI), "--lead-time", "auto", "--no-replicas-query", "--json", "/dev/null"]
+    )
+    assert code == 2
+    assert "--lead-time auto times start-ups from the replicas asked for" in capsys.readouterr().err

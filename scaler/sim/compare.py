@@ -350,6 +350,8 @@ def compare(
         outcomes[name], defaults[name] = outcome, knob
         if isinstance(policy, Predictive) and name in ("predictive", "holt_winters"):
             forecasting[name] = {"fits": dict(policy.fits), "forecast_share": policy.forecast_share}
+            if policy.readiness is not None:
+                forecasting[name]["lead_time"] = policy.lead_time_json()
         if setup.sweep and knob is not None:
             points = [SweepPoint(knob.name, knob.value, outcome.gpu_hours, outcome.slo_violation_minutes)]
             for swept in knob_grid(name, setup):

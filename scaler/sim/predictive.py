@@ -27,6 +27,7 @@ import copy
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,7 @@ from scaler.leadtime import (
     series_bound,
 )
 from scaler.policy import Decision, decide
+from scaler.readiness import ReadinessTracker, lead_time_used
 from scaler.sim.demand import rates_per_tick
 from scaler.sim.interface import PolicyFactory, Scenario, Signals
 from scaler.sim.shared import FitCache, FitKey
@@ -79,15 +81,20 @@ def trigger_config(
     activation_threshold: float = 0.0,
     replicas_known: bool = True,
     hpa_tolerance: float = HPA_TOLERANCE,
+    lead_time_auto: bool = False,
 ) -> TriggerConfig:
     """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
     the scaler's own parser (so its validation applies); `service_time_s` None: measured;
-    `replicas_known`: with a `replicasQuery`, and `hpaTolerance` when not the HPA's default."""
+    `replicas_known`: with a `replicasQuery`, and `hpaTolerance` when not the HPA's default;
+    `lead_time_auto`: `leadTime: auto` with `readyQuery`, `lead_time_s` its `leadTimeFallback`."""
     queries = dict(SIMULATED_QUERIES)
     if not replicas_known:
         del queries["replicasQuery"]
     elif hpa_tolerance != HPA_TOLERANCE:
         queries["hpaTolerance"] = repr(float(hpa_tolerance))
+    lead = {"leadTime": format_duration(lead_time_s)}
+    if lead_time_auto:
+        lead = {"leadTime": "auto", "leadTimeFallback": format_duration(lead_time_s), "readyQuery": "ready"}
     metadata = {
         "mode": "predictive",
         "serverAddress": SIMULATED_ADDRESS,
@@ -96,7 +103,7 @@ def trigger_config(
         "activationThreshold": repr(float(activation_threshold)),
         "step": format_duration(step_s),
         "timeout": format_duration(min(3.0, step_s / 2)),
-        "leadTime": format_duration(lead_time_s),
+        **lead,
         "quantile": repr(float(quantile)),
         "refitInterval": format_duration(refit_interval_s),
         "history": format_duration(history_s),
@@ -206,6 +213,11 @@ class Predictive:
         self._next_fit_s = -math.inf
         self._last_step: int | None = None
         self._latest_in_flight = 0.0
+        self.readiness = (
+            ReadinessTracker(step_s=step, fallback_s=config.lead_time_s) if config.lead_time_auto else None
+        )
+        """With `leadTime: auto`: the start-ups timed from the replicas asked for and ready."""
+        self._lead_s = config.lead_time_s
         self.decisions: list[Decision] = []
         self.fits: Counter[str] = Counter()
         """Refits by the model that answered after them (`failed` for a refit that raised)."""
@@ -225,6 +237,11 @@ class Predictive:
         self._last_step = step
         self._rates.append(signals.at_s, signals.arrival_rate)
         self._service.add(step, signals.in_flight, signals.arrival_rate)
+        if self.readiness is not None:
+            # As the refresher does: the replicas (`replicasQuery`) and the ready ones (`readyQuery`).
+            self.readiness.observe(signals.at_s, signals.current_replicas, signals.ready_replicas)
+            measured = lead_time_used(self.readiness.estimate(), self.config.step_s)
+            self._lead_s = self.config.lead_time_s if measured is None else measured
         self._maybe_refit(signals.at_s)
         bound = self._bound(signals.at_s)
         replicas = signals.current_replicas if self.config.replicas_query is not None else None
@@ -288,20 +305,20 @@ class Predictive:
             return None
         cache, fit = self._fits, self._fit_key_now
         if cache is None or fit is None:
-            lead = history_bound(self._forecaster, self._rates, self.config)
+            lead = history_bound(self._forecaster, self._rates, self.config, self._lead_s)
         else:
             # The fine samples the bound is updated with identify the demand since the fit (their
             # bytes: cheaper than a sum, and exact).
             config = self.config
             at_s, fine = self._rates.window(max(2, round(FINE_WINDOW_S / config.step_s)))
-            key = (fit, now_s, config.quantile, config.lead_time_s, config.step_s, fine.tobytes())
+            key = (fit, now_s, config.quantile, self._lead_s, config.step_s, fine.tobytes())
             found = cache.bounds.get(key)
             if found is None:
                 found = cache.bounds[key] = series_bound(
                     self._forecaster,
                     cache.fine(at_s, fine, config.step_s),
                     step_s=config.step_s,
-                    lead_s=config.lead_time_s,
+                    lead_s=self._lead_s,
                     quantile=config.quantile,
                 )
             lead = found
@@ -309,6 +326,25 @@ class Predictive:
             return None
         scale = self._service_time()
         return None if scale is None else in_flight_bound(lead, scale)
+
+    def lead_time_json(self) -> dict[str, Any]:
+        """With `leadTime: auto`: the lead time used at the end, and the start-ups it was measured
+        from (NaN as null)."""
+        if self.readiness is None:
+            return {}
+        estimate = self.readiness.estimate()
+
+        def finite(value: float) -> float | None:
+            return round(value, 3) if math.isfinite(value) else None
+
+        return {
+            "used_s": self._lead_s,
+            "measured": estimate.measured,
+            "p50_s": finite(estimate.p50_s),
+            "upper_s": finite(estimate.upper_s),
+            "startups": estimate.startups,
+            "cancelled": estimate.cancelled,
+        }
 
     @property
     def forecast_share(self) -> float:
@@ -333,7 +369,12 @@ class PredictiveSettings:
     replicas (`scaler.policy.past_tolerance`)."""
 
     lead_time_s: float | None = None
-    """`leadTime`; None: the start-up delay plus one KEDA polling interval."""
+    """`leadTime`; None: the start-up delay plus one KEDA polling interval. With `lead_time_auto`,
+    the `leadTimeFallback`."""
+
+    lead_time_auto: bool = False
+    """`leadTime: auto`: the lead time measured from the replicas asked for and ready, as the
+    Deployment's metrics show them (one scrape late), once 5 start-ups are timed."""
 
     quantile: float = 0.9
     """`quantile` of the forecast to provision for."""
@@ -368,6 +409,7 @@ class PredictiveSettings:
             step_s=self.step_s,
             replicas_known=self.replicas_known,
             hpa_tolerance=scenario.scaling.tolerance,
+            lead_time_auto=self.lead_time_auto,
         )
 
 
