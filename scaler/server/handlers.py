@@ -36,7 +36,8 @@ _MARGIN_S = 0.05
 
 MAX_DETAILS_BYTES = 4096
 """Longest status message sent, as gRPC writes it (`grpc-message`, percent-encoded): well under the
-8 KiB of headers a client accepts by default, which a longer message would turn into RESOURCE_EXHAUSTED."""
+8 KiB of response headers a grpcio (C core) client accepts by default, past which the caller gets
+RESOURCE_EXHAUSTED instead of the error."""
 
 
 def status_code(exc: PrescalerError) -> grpc.StatusCode:

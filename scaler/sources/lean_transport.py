@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import httpx
@@ -60,6 +60,31 @@ def request_of(base_url: str, head: bytes) -> httpx.Request:
     method, target, _ = request_line.split(b" ")
     headers = [(name, value) for name, _, value in (line.partition(b": ") for line in lines)]
     return httpx.Request(method.decode("ascii"), base_url + target.decode("ascii"), headers=headers)
+
+
+class HeadTemplate:
+    """A request head with one parameter's value left open, filled on every poll without building
+    an `httpx.Request` (~0.1 ms of CPU each, a third of a poll's).
+
+    `request(value)` is the request with `value` in that parameter. The head is made from two of
+    them, with two marks that URL encoding keeps as they are and that differ in every character, so
+    its bytes are httpx's encoding of everything else; the value filled in must be a decimal number
+    (Prometheus' time), which URL encoding leaves as it is too."""
+
+    _MARKS = ("a" * 8, "b" * 8)
+
+    __slots__ = ("_prefix", "_suffix")
+
+    def __init__(self, request: Callable[[str], httpx.Request]) -> None:
+        one, other = (head_of(request(mark)) for mark in self._MARKS)
+        at = next(n for n, (x, y) in enumerate(zip(one, other, strict=True)) if x != y)
+        self._prefix, self._suffix = one[:at], one[at + len(self._MARKS[0]) :]
+        if other != self.head(self._MARKS[1]):
+            raise ValueError("the request's open parameter is not where its marks are")
+
+    def head(self, value: str) -> bytes:
+        """The head with `value` in the open parameter."""
+        return self._prefix + value.encode("ascii") + self._suffix
 
 
 class _Connection:
