@@ -123,27 +123,24 @@ class ForwardMember:
 
     def forecast_at(self, origin: int, h: int) -> FloatArray:
         recent = self._y[max(0, origin - self._window) : origin]
-        out = guarded(self.name, lambda: self._model.forward(y=recent, h=h)["mean"])
+        out = guarded(self.name, lambda: self._forward(recent, h))
         return _finite(self.name, origin, out, h)
 
+    def _forward(self, recent: FloatArray, h: int) -> FloatArray:
+        mean: FloatArray = self._model.forward(y=recent, h=h)["mean"]
+        return mean
 
-class ThetaMember:
+
+class ThetaMember(ForwardMember):
     """AutoTheta fitted on the last `window` points before the first origin, forecasting from each
     origin on the `window` points before it as its `forward` does (`forecasting.theta.forward_mean`:
     the same floats, a fraction of the time)."""
 
     def __init__(self, spec: str, model: Any, y: FloatArray, window: int) -> None:
-        self.name = "auto_theta"
-        self.spec = spec
-        self._model = model
-        self._y = y
-        self._window = window
+        super().__init__("auto_theta", spec, model, y, window)
 
-    def forecast_at(self, origin: int, h: int) -> FloatArray:
-        recent = self._y[max(0, origin - self._window) : origin]
-        fitted = self._model.model_
-        out = guarded(self.name, lambda: forward_mean(fitted, recent, h))
-        return _finite(self.name, origin, out, h)
+    def _forward(self, recent: FloatArray, h: int) -> FloatArray:
+        return forward_mean(self._model.model_, recent, h)
 
 
 class MstlMember:

@@ -180,6 +180,18 @@ async def test_a_response_left_unread_closes_its_connection() -> None:
 
 # --- the sources' poll path: heads made without httpx, answers read without it ---------------------
 
+
+def always(reply: bytes) -> Script:
+    """A script that answers every request with `reply` and keeps the connection open."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(reply)
+        await writer.drain()
+        return True
+
+    return script
+
+
 VECTOR = (
     b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"4"]}]}}'
 )
@@ -203,12 +215,7 @@ async def test_a_poll_sends_what_httpx_would(
 ) -> None:
     """The poll's head is httpx's request, byte for byte: same URL encoding, headers and order."""
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
-        writer.write(answer(VECTOR))
-        await writer.drain()
-        return True
-
-    async with serving(script) as server:
+    async with serving(always(answer(VECTOR))) as server:
         address = f"http://127.0.0.1:{server.port}{prefix}"
         config = TriggerConfig(
             threshold=1.0,
@@ -238,12 +245,7 @@ async def test_a_compressed_answer_to_a_poll_is_refused_by_name() -> None:
     """prescaler never asks for compression; a body it cannot read as sent is an error, not garbage."""
     import gzip
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
-        writer.write(answer(gzip.compress(VECTOR), "Content-Encoding: gzip"))
-        await writer.drain()
-        return True
-
-    async with serving(script) as server:
+    async with serving(always(answer(gzip.compress(VECTOR), "Content-Encoding: gzip"))) as server:
         transport = LeanTransport()
         config = TriggerConfig(threshold=1.0, server_address=f"http://127.0.0.1:{server.port}", query="x")
         source = PrometheusSource(config, transport=transport)
@@ -261,12 +263,7 @@ async def test_a_token_with_a_line_break_is_never_sent(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\r\nX-Injected: yes\n")
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
-        writer.write(answer(VECTOR))
-        await writer.drain()
-        return True
-
-    async with serving(script) as server:
+    async with serving(always(answer(VECTOR))) as server:
         address = f"http://127.0.0.1:{server.port}"
         transport = LeanTransport()
         source = PrometheusSource(
