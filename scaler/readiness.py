@@ -53,8 +53,6 @@ Memory per tracker is bounded whatever the counts: at most MAX_PENDING_RUNS runs
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -275,20 +273,24 @@ class ReadinessTracker:
         self._estimate = None
 
     def _draw(self, at_s: float, count: int) -> None:
+        # In arrays: a sample may draw MAX_DRAWN replicas among MAX_PENDING_RUNS runs, which as
+        # Python lists took ~20 ms of the event loop; the sums are sequential either way.
         runs = list(self._runs)
         mu, sigma = self._model()
-        chances = [_chance(self._last_s - run.at_s, at_s - run.at_s, mu, sigma) for run in runs]
+        chances = np.array([_chance(self._last_s - run.at_s, at_s - run.at_s, mu, sigma) for run in runs])
+        counts = np.array([run.count for run in runs], dtype=np.float64)
         for _ in range(count):
-            weights = [run.count * chance for run, chance in zip(runs, chances, strict=True)]
-            if sum(weights) <= 0:  # beyond the model's tail: by count alone
-                weights = [float(run.count) for run in runs]
-            cumulative = list(itertools.accumulate(weights))
-            index = bisect.bisect_right(cumulative, self._share() * cumulative[-1])
+            weights = counts * chances
+            if not weights.any():  # beyond the model's tail: by count alone
+                weights = counts
+            cumulative = np.cumsum(weights)
+            index = int(np.searchsorted(cumulative, self._share() * cumulative[-1], side="right"))
             # float rounding can point past the end, or at a run already used up.
-            run = runs[min(index, len(runs) - 1)]
-            if not run.count:
-                run = next(run for run in reversed(runs) if run.count)
-            self._record(run, at_s, 1, timed=True)
+            index = min(index, len(runs) - 1)
+            if not counts[index]:
+                index = int(np.flatnonzero(counts)[-1])
+            self._record(runs[index], at_s, 1, timed=True)
+            counts[index] -= 1
         self._runs = deque(run for run in runs if run.count)
 
     def _record(self, run: _Run, at_s: float, done: int, *, timed: bool) -> None:
