@@ -46,7 +46,8 @@ from scaler.sim.predictive import PredictiveSettings
 from scaler.sources.prometheus import read_history
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import DEFAULT_LEAD_S, parse_trigger
-from scaler.units import parse_duration_s
+from scaler.trigger_values import MAX_LEAD_S
+from scaler.units import format_duration, parse_duration_s
 
 
 async def prometheus_trace(url: str, query: str, *, since_s: float, step_s: float, now_s: float) -> Trace:
@@ -394,6 +395,12 @@ def _load(args: argparse.Namespace) -> Trace:
 
 def setup_from_args(args: argparse.Namespace) -> Setup:
     """The comparison's settings from the parsed `simulate` arguments."""
+    for flag, lead_s in (("--lead-time", args.lead_time), ("--lead-time-fallback", args.lead_time_fallback)):
+        if isinstance(lead_s, float) and not 0.001 <= lead_s <= MAX_LEAD_S:
+            raise ValueError(
+                f"{flag} {format_duration(lead_s)}: expected a duration from 1ms to "
+                f"{format_duration(MAX_LEAD_S)} (the trigger's `leadTime` range)"
+            )
     if args.lead_time == "auto" and args.no_replicas_query:
         raise ValueError(
             "--lead-time auto times start-ups from the replicas asked for (`replicasQuery`); "

@@ -306,3 +306,22 @@ def test_lead_time_auto_without_the_replicas_is_refused_by_name(capsys: pytest.C
     )
     assert code == 2
     assert "--lead-time auto times start-ups from the replicas asked for" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(("--lead-time", "2h"), "--lead-time 2h: expected a duration from 1ms to 1h", id="lead"),
+        pytest.param(
+            ("--lead-time", "auto", "--lead-time-fallback", "2h"),
+            "--lead-time-fallback 2h: expected a duration from 1ms to 1h",
+            id="fallback",
+        ),
+    ],
+)
+def test_a_lead_time_out_of_range_is_refused_by_its_flag_before_anything_runs(
+    flags: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert simulate(["--trace", str(TAXI), *flags, "--json", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "simulate: reactive" not in err
