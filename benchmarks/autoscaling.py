@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -191,10 +192,16 @@ def run_task(group: list[Job], spec: dict[str, Any], data: Path, peak: float) ->
 
 
 def run_job(
-    job: Job, spec: dict[str, Any], data: Path, peak: float, fits: FitCache | None = None
+    job: Job,
+    spec: dict[str, Any],
+    data: Path,
+    peak: float,
+    fits: FitCache | None = None,
+    configure: Callable[[Setup], Setup] | None = None,
 ) -> dict[str, Any]:
     """One (window, seed, start-up): the simulate command's JSON, compacted, plus timing; `fits`
-    shares fits with other jobs on the same window and seed."""
+    shares fits with other jobs on the same window and seed; `configure` changes the protocol's
+    setup (the development-window studies)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     if job.trace not in _TRACES:
         _TRACES[job.trace] = load(spec, data)
@@ -208,6 +215,8 @@ def run_job(
     past = Trace(trace.name, trace.at_s[before], trace.values[before], trace.step_s)
     window = Trace(trace.name, trace.at_s[inside], trace.values[inside], trace.step_s)
     setup = setup_for(job.startup_s, job.seed, peak)
+    if configure is not None:
+        setup = configure(setup)
     past, window = rescaled(past, window, peak_replicas=peak, cluster=setup.cluster)
     result = compare(past if past.values.size else None, window, setup, fits=fits)
     about = {

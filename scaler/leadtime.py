@@ -107,6 +107,14 @@ def in_flight_bound(lead: LeadBound, service_time_s: float) -> float | None:
     return float(np.max(mean + np.hypot(forecast_margin, z * np.sqrt(mean))))
 
 
+def in_flight_centre(lead: LeadBound, service_time_s: float) -> float:
+    """The largest forecast mean in flight over the lead time (rate x W): what `in_flight_bound`
+    adds its margin to, and what `scaler.calibration` scales that margin from. NaN without a forecast."""
+    if lead.means.size == 0:
+        return math.nan
+    return float(np.max(np.maximum(lead.means, 0.0))) * service_time_s
+
+
 @functools.lru_cache(maxsize=64)
 def _z(quantile: float) -> float:
     """The standard normal's `quantile` (cached: asked at every decision)."""

@@ -10,6 +10,7 @@ What is forecast is demand, not a symptom the scaler suppresses: with `rateQuery
 is forecast and converted to the trigger's units by Little's law (in flight = rate x time in
 service), since a waiting queue drains once capacity arrives early and would erode its own history;
 the bound then includes the Poisson spread of requests in service (`scaler.leadtime.in_flight_bound`).
+The margin served is corrected online by the served bound's own coverage (`scaler.calibration`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.accuracy import RollingAccuracy
+from scaler.calibration import GAIN, BoundCalibration, SloControl
 from scaler.errors import PrescalerError
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
@@ -35,6 +39,7 @@ from scaler.leadtime import (
     forecast_config,
     history_bound,
     in_flight_bound,
+    in_flight_centre,
     measured_service_time_s,
 )
 from scaler.sources.base import Source
@@ -87,9 +92,13 @@ class Predictor:
         self._announced_model = ""
         self.accuracy = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
         """The forecast of the demand series (the rate with `rateQuery`), scored against it."""
-        self.served = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
-        """The bound in the trigger's units, what KEDA is sent in predictive mode, scored against the
-        observed signal's peak over each lead time (`prescaler_bound_coverage`)."""
+        day = max(1, round(DAY_S / config.step_s))
+        self.slo = None if config.error_budget is None else SloControl(config.error_budget, window=day)
+        """With `sloQuery` and `errorBudget`: the factor that brings the violating share to the budget."""
+        self.served = BoundCalibration(config.quantile, window=day, gain=GAIN if self.slo is None else 0.0)
+        """The bound in the trigger's units, what KEDA is sent in predictive mode: its margin corrected
+        by its own coverage of the observed signal's peak over each lead time
+        (`scaler.calibration`, `prescaler_bound_coverage`)."""
 
     @property
     def fitted(self) -> bool:
@@ -156,9 +165,14 @@ class Predictor:
         if scale is None:
             return Bound(None, math.nan, why)
         self.accuracy.forecast(now_s, now_s + lead_s, lead.mean, lead.upper, self.demand_history.latest())
-        upper = lead.upper * scale if self.config.rate_query is None else in_flight_bound(lead, scale)
+        if self.config.rate_query is None:
+            upper: float | None = lead.upper * scale
+            centre = float(np.max(lead.means)) * scale
+        else:
+            upper, centre = in_flight_bound(lead, scale), in_flight_centre(lead, scale)
         if upper is not None:
-            self.served.forecast(now_s, now_s + lead_s, lead.mean * scale, upper, observed_history.latest())
+            factor = 1.0 if self.slo is None else self.slo.factor
+            upper = self.served.serve(now_s, now_s + lead_s, centre, upper, factor)
         return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 _COUNTS = {
     "replicasQuery": ("the replicas", "values are not raised past the HPA's tolerance"),
     "readyQuery": ("the ready replicas", "start-ups are not timed meanwhile"),
+    "sloQuery": ("the SLO's violating share", "the margin holds still meanwhile"),
 }
 """The replica counts a trigger reads: what each is, and what the trigger goes without while it
 cannot be read."""
@@ -76,6 +77,7 @@ class Refresher:
         rate_source: Source | None = None,
         replicas_source: Source | None = None,
         ready_source: Source | None = None,
+        slo_source: Source | None = None,
         pool: ForecastPool | None = None,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -86,8 +88,9 @@ class Refresher:
         self.rate_source = rate_source
         self.replicas_source = replicas_source
         self.ready_source = ready_source
+        self.slo_source = slo_source
         self._count_errors: dict[str, str] = {}
-        """The last error reading `replicasQuery` / `readyQuery`, by key, while they fail."""
+        """The last error reading `replicasQuery` / `readyQuery` / `sloQuery`, by key, while they fail."""
         self.readiness: ReadinessTracker | None = None
         self._lead_s: float | None = None
         """The measured lead time (`leadTime: auto`) used now; None: the configured one."""
@@ -177,6 +180,8 @@ class Refresher:
             "last_error": str(self._error) if self._error is not None else None,
             "replicas_error": self._count_errors.get("replicasQuery"),
             "ready_error": self._count_errors.get("readyQuery"),
+            "slo_error": self._count_errors.get("sloQuery"),
+            "margin": self._describe_margin(),
             "lead_time": self._describe_lead(),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
             "max_age_s": self.max_age_s,
@@ -220,6 +225,10 @@ class Refresher:
         if rate is not None and self.rate_history is not None:
             self.rate_history.append(rate.at_s, rate.value)
         replicas = await self._count(self.replicas_source, "replicasQuery")
+        if self.slo_source is not None and self.predictor is not None and self.predictor.slo is not None:
+            share = await self._side_value(self.slo_source, "sloQuery")
+            if share is not None:
+                self.predictor.slo.observe(share)
         if self.readiness is not None:
             ready = await self._count(self.ready_source, "readyQuery")
             self._measure_lead(sample.at_s, self.readiness, replicas, ready)
@@ -236,14 +245,22 @@ class Refresher:
 
     async def _count(self, source: Source | None, key: str) -> int | None:
         """A replica count (`replicasQuery`, `readyQuery`); None when unset or unreadable."""
-        if source is None:
-            return None
+        value = None if source is None else await self._side_value(source, key)
+        return None if value is None else round(value)
+
+    async def _side_value(self, source: Source, key: str) -> float | None:
+        """The value of a side query (`_COUNTS`' keys), finite; None when unreadable or, for `sloQuery`,
+        not a share."""
         try:
             sample = await source.sample()
+            if key == "sloQuery" and not 0.0 <= sample.value <= 1.0:
+                raise QueryShapeError(f"`sloQuery` returned {sample.value:g}; it must be a share in [0, 1]")
         except (SourceError, QueryShapeError) as exc:
-            counter = (
-                self._telemetry.replicas_errors if key == "replicasQuery" else self._telemetry.ready_errors
-            )
+            counter = {
+                "replicasQuery": self._telemetry.replicas_errors,
+                "readyQuery": self._telemetry.ready_errors,
+                "sloQuery": self._telemetry.slo_errors,
+            }[key]
             counter.labels(type(exc).__name__).inc()
             what, without = _COUNTS[key]
             if self._count_errors.get(key) != str(exc):
@@ -252,7 +269,7 @@ class Refresher:
             return None
         if self._count_errors.pop(key, None) is not None:
             self._log.info("reading %s works again", _COUNTS[key][0])
-        return round(sample.value)  # finite: the source refuses null values for these queries
+        return sample.value  # finite: the source refuses null values for these queries
 
     def _measure_lead(
         self, at_s: float, readiness: ReadinessTracker, replicas: int | None, ready: int | None
@@ -281,6 +298,21 @@ class Refresher:
                 format_duration(estimate.p50_s),
             )
             self._logged_lead_s = lead_s
+
+    def _describe_margin(self) -> dict[str, object] | None:
+        """How the served bound is corrected online (`scaler.calibration`)."""
+        predictor = self.predictor
+        if predictor is None:
+            return None
+        slo = predictor.slo
+        return {
+            "coverage_scale": round(predictor.served.scale, 4),
+            "bound_coverage": _finite(predictor.served.coverage),
+            "quantile": self.config.quantile,
+            "slo_factor": round(slo.factor, 4) if slo is not None else None,
+            "slo_share": _finite(slo.share) if slo is not None else None,
+            "error_budget": self.config.error_budget,
+        }
 
     def _describe_lead(self) -> dict[str, object] | None:
         if self.readiness is None:
@@ -324,6 +356,11 @@ class Refresher:
             quality.set(labels, predictor.accuracy.coverage, "coverage")
         if predictor.served.evaluations:
             self._telemetry.bound_coverage.set(labels, predictor.served.coverage)
+        self._telemetry.margin.set(labels, predictor.served.scale, "coverage")
+        if predictor.slo is not None:
+            self._telemetry.margin.set(labels, predictor.slo.factor, "slo")
+            if predictor.slo.reads:
+                self._telemetry.slo_share.set(labels, predictor.slo.share)
 
     def _record(self, decision: Decision) -> None:
         previous = self._decision
@@ -366,6 +403,8 @@ class Refresher:
             await self.replicas_source.aclose()
         if self.ready_source is not None:
             await self.ready_source.aclose()
+        if self.slo_source is not None:
+            await self.slo_source.aclose()
 
     async def run(self) -> None:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""

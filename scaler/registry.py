@@ -44,6 +44,8 @@ class Sources(NamedTuple):
     """`replicasQuery`: in predictive mode, and with `leadTime: auto` (the replicas asked for)."""
     ready: Source | None
     """`readyQuery`, with `leadTime: auto`."""
+    slo: Source | None = None
+    """`sloQuery`, with `errorBudget`."""
 
 
 def open_sources(
@@ -64,7 +66,9 @@ def open_sources(
     counts = config.mode == "predictive" or config.lead_time_auto
     replicas = side(config.replicas_query, False) if counts else None
     ready = side(config.ready_query, False) if config.lead_time_auto else None
-    return Sources(factory(config, settings, namespace), side(config.rate_query), replicas, ready)
+    # An empty SLO share (no requests in its window) is no read, not a share of 0.
+    slo = side(config.slo_query, False)
+    return Sources(factory(config, settings, namespace), side(config.rate_query), replicas, ready, slo)
 
 
 class _Tracked:
@@ -157,6 +161,7 @@ class Registry:
                 rate_source=sources.rate,
                 replicas_source=sources.replicas,
                 ready_source=sources.ready,
+                slo_source=sources.slo,
                 pool=self._pool,
                 wall=self._wall,
             )

@@ -55,6 +55,12 @@ class Telemetry:
             ["error"],
             registry=registry,
         )
+        self.slo_errors = Counter(
+            "prescaler_slo_errors_total",
+            "Failed reads of a target's sloQuery (the margin then holds still that step), by error class.",
+            ["error"],
+            registry=registry,
+        )
         self.decisions = Counter(
             "prescaler_decisions_total",
             "Decisions computed, by mode and by which term won.",
@@ -88,6 +94,19 @@ class Telemetry:
             "window's start, in the trigger's units (the quantity predictive mode sends KEDA); compare "
             "with the trigger's quantile.",
         )
+        self.margin = TargetFamily(
+            "prescaler_margin_scale",
+            "Per predictive or shadow target: how the served bound is corrected online "
+            "(scaler.calibration). kind=coverage: the factor on the margin above the forecast mean that "
+            "brings prescaler_bound_coverage to the quantile; kind=slo, with sloQuery and errorBudget: "
+            "the factor on the whole bound that brings the violating share to the budget.",
+            "kind",
+        )
+        self.slo_share = TargetFamily(
+            "prescaler_slo_violating_share",
+            "Per target with sloQuery and errorBudget, over the last day's reads: the mean violating "
+            "share sloQuery returned (compare with errorBudget).",
+        )
         self.lead_time = TargetFamily(
             "prescaler_lead_time_seconds",
             "Per target with leadTime: auto: the lead time used (kind=used: the measured percentile, or "
@@ -108,6 +127,8 @@ class Telemetry:
             self.target_active,
             self.forecast_quality,
             self.bound_coverage,
+            self.margin,
+            self.slo_share,
             self.lead_time,
             self.lead_time_startups,
         )

@@ -183,6 +183,18 @@ class TriggerConfig:
     quantile: float = field(default=0.9, metadata=_key("quantile", values.quantile))
     """Upper quantile of the forecast to provision for; see the README on choosing it."""
 
+    slo_query: str | None = field(
+        default=None, metadata=_key("sloQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
+    )
+    """Optional PromQL for the share (0 to 1) of requests, or of minutes, violating the latency SLO,
+    e.g. `histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket[1m])))
+    > bool 2` (1 in a minute whose p99 exceeds 2 s). With `errorBudget`, the served bound is scaled
+    online so that the share's average follows the budget (`scaler.calibration.SloControl`), in place
+    of the coverage correction; `quantile` then only shapes the band. Read every step."""
+
+    error_budget: float | None = field(default=None, metadata=_key("errorBudget", values.error_budget))
+    """With `sloQuery`: the share it should average, e.g. `0.01` (1 % of minutes or requests)."""
+
     seasonality: tuple[str, ...] = field(default=SEASONS, metadata=_key("seasonality", values.seasonality))
     """Seasons to model: `daily`, `daily,weekly` (weekly needs two weeks of history) or `none`."""
 
@@ -248,6 +260,7 @@ class TriggerConfig:
         if self.hpa_tolerance is not None and self.replicas_query is None:
             problems.append("`hpaTolerance` only applies with `replicasQuery`")
         problems.extend(self._lead_time_problems())
+        problems.extend(self._slo_problems())
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
         if self.mode != "reactive" and self.history_s < 2 * self.step_s:
@@ -264,6 +277,21 @@ class TriggerConfig:
                 f"`step` ({format_duration(self.step_s)})"
             )
         return problems
+
+    def _slo_problems(self) -> list[str]:
+        if (self.slo_query is None) != (self.error_budget is None):
+            given, missing = (
+                ("sloQuery", "errorBudget") if self.error_budget is None else ("errorBudget", "sloQuery")
+            )
+            return [
+                f"`{given}` needs `{missing}`: the SLO's violating share is controlled to the error budget"
+            ]
+        if self.slo_query is not None and (self.source != "prometheus" or self.mode == "reactive"):
+            return [
+                "`sloQuery` needs source `prometheus` and mode `predictive` or `shadow`; "
+                f"got source `{self.source}`, mode `{self.mode}`"
+            ]
+        return []
 
     def _lead_time_problems(self) -> list[str]:
         if not self.lead_time_auto:

@@ -19,6 +19,8 @@ SEASONS = ("daily", "weekly")
 MAX_LEAD_S = 3600.0
 LEAD_AUTO = "auto"
 """`leadTime: auto`: measured from `replicasQuery` and `readyQuery` (`scaler.readiness`)."""
+MAX_ERROR_BUDGET = 0.5
+"""The largest `errorBudget`: a budget of most requests or minutes is not an SLO."""
 MAX_REFIT_S = 6 * 3600.0
 MIN_REFIT_S = 60.0
 MIN_STEP_S = 1.0
@@ -130,6 +132,13 @@ def quantile(text: str) -> float:
     value = parse_float(text)
     if not 0.5 <= value < 1:
         raise ValueError("expected a quantile in [0.5, 1), e.g. 0.9")
+    return value
+
+
+def error_budget(text: str) -> float:
+    value = parse_float(text)
+    if not 0 < value <= MAX_ERROR_BUDGET:
+        raise ValueError(f"expected a share in (0, {MAX_ERROR_BUDGET:g}], e.g. 0.01 for 1 %")
     return value
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaler.traces import load_trace
@@ -18,6 +20,7 @@ from tests.prometheus_server import (
     fixture_series,
     shift_for,
 )
+from tests.servers import DAY, EPOCH, diurnal
 
 # --- Real Prometheus server (tests/prometheus_server.py) -----------------------------------------
 # Tests marked `prometheus` fail, never skip, when the binaries are missing: CI installs them.
@@ -54,3 +57,15 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedP
     workdir = tmp_path_factory.mktemp("prometheus")
     with backfilled_prometheus(fixture_series(trace, shift_s), workdir) as url:
         yield describe(url, trace, shift_s)
+
+
+# --- A replayed diurnal trace (predictive and shadow mode on a fake clock) ----------------------
+
+
+@pytest.fixture
+def trace_dir(tmp_path: Path) -> Path:
+    """A folder with `diurnal.csv`: ten days of `tests.servers.diurnal` at 5 min, for replay sources."""
+    at = EPOCH + np.arange(0, 10 * DAY, 300.0)
+    rows = "\n".join(f"{a:.0f},{v:.4f}" for a, v in zip(at, diurnal(at), strict=True))
+    (tmp_path / "diurnal.csv").write_text("timestamp,value\n" + rows + "\n")
+    return tmp_path

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from scaler._generated import externalscaler_pb2 as pb
@@ -18,6 +19,16 @@ from scaler.server.app import App, Ports
 from scaler.settings import Settings
 from scaler.sources import Sample, Series, Source
 from scaler.trigger import TriggerConfig
+
+# A replayed synthetic day (the `diurnal_trace_dir` fixture).
+DAY = 86400.0
+# A Monday 00:00 UTC; the synthetic day ramps up from 06:00 to 12:00.
+EPOCH = 1_700_438_400.0
+
+
+def diurnal(t: np.ndarray) -> np.ndarray:
+    phase = ((t - EPOCH) % DAY) / DAY
+    return 5.0 + 95.0 * np.clip(np.sin(2 * np.pi * (phase - 0.25)), 0.0, None)
 
 
 class FakeClock:
@@ -31,6 +42,25 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now_s += seconds
+
+
+class Counts:
+    """A side query's value as a function of the (fake) time: `replicasQuery`, `readyQuery`, `sloQuery`."""
+
+    def __init__(self, clock: FakeClock, count: Callable[[float], float]) -> None:
+        self.clock, self.count = clock, count
+        self.failing: PrescalerError | None = None
+
+    async def sample(self) -> Sample:
+        if self.failing is not None:
+            raise self.failing
+        return Sample(self.clock(), self.count(self.clock()))
+
+    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
+        raise NotImplementedError("not used by these tests")
+
+    async def aclose(self) -> None:
+        pass
 
 
 class ScriptedSource:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,35 +13,18 @@ from prometheus_client import CollectorRegistry
 
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
-from scaler.errors import PrescalerError, SourceUnreachable
+from scaler.errors import SourceUnreachable
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
 from scaler.leadtime import LeadBound, forecast_config, in_flight_bound, measured_service_time_s
 from scaler.refresher import Refresher, TargetKey
 from scaler.registry import open_sources
 from scaler.settings import Settings
-from scaler.sources.base import Sample, Series, Source
+from scaler.sources.base import Source
 from scaler.sources.replay import ReplaySource
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig, parse_trigger
-from tests.servers import FakeClock, walk
-
-DAY = 86400.0
-# A Monday 00:00 UTC; the synthetic day ramps up from 06:00 to 12:00.
-EPOCH = 1_700_438_400.0
-
-
-def diurnal(t: np.ndarray) -> np.ndarray:
-    phase = ((t - EPOCH) % DAY) / DAY
-    return 5.0 + 95.0 * np.clip(np.sin(2 * np.pi * (phase - 0.25)), 0.0, None)
-
-
-@pytest.fixture
-def trace_dir(tmp_path: Path) -> Path:
-    at = EPOCH + np.arange(0, 10 * DAY, 300.0)
-    rows = "\n".join(f"{a:.0f},{v:.4f}" for a, v in zip(at, diurnal(at), strict=True))
-    (tmp_path / "diurnal.csv").write_text("timestamp,value\n" + rows + "\n")
-    return tmp_path
+from tests.servers import DAY, EPOCH, Counts, FakeClock, diurnal, walk
 
 
 def make(trace_dir: Path, clock: FakeClock, **meta: str) -> tuple[Refresher, CollectorRegistry]:
@@ -168,25 +150,6 @@ async def test_the_real_worker_process_pool_fits_and_returns_the_forecaster() ->
 
 def test_settings_default_pool_size_is_at_least_one() -> None:
     assert Settings().forecast_workers >= 1
-
-
-class Counts:
-    """A replica count as a function of the (fake) time: `replicasQuery` / `readyQuery`."""
-
-    def __init__(self, clock: FakeClock, count: Callable[[float], float]) -> None:
-        self.clock, self.count = clock, count
-        self.failing: PrescalerError | None = None
-
-    async def sample(self) -> Sample:
-        if self.failing is not None:
-            raise self.failing
-        return Sample(self.clock(), self.count(self.clock()))
-
-    async def history(self, start_s: float, end_s: float, step_s: float) -> Series:
-        raise NotImplementedError("not used by these tests")
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_lead_time_auto_provisions_ahead_by_the_measured_start_up(

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from forecasting.base import DAY_S
-from scaler.leadtime import LeadBound, in_flight_bound
+from scaler.leadtime import LeadBound
 from scaler.sim.interface import Metric, Signals
 from scaler.sim.predictive import Predictive
 
@@ -63,17 +63,13 @@ class NoForecast(Predictive):
     def _maybe_refit(self, now_s: float) -> None:
         self._fitted = True
 
-    def _bound(self, now_s: float) -> float | None:
+    def _lead_bound(self, now_s: float) -> LeadBound | None:
         latest = self._rates.latest()
         if not math.isfinite(latest):
             return None
         rate = max(0.0, latest)
-        scale = self._service_time()
-        if scale is None:
-            return None
         flat = np.array([rate])
-        lead = LeadBound(rate, rate, "none", "observed rate", flat, flat, self.config.quantile)
-        return in_flight_bound(lead, scale)
+        return LeadBound(rate, rate, "none", "observed rate", flat, flat, self.config.quantile)
 
 
 class _MinuteHistory:

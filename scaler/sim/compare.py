@@ -263,7 +263,12 @@ def _build(name: str, knob: Knob | None, context: _Context) -> tuple[PolicyFacto
         return holt_winters(past, settings, fits=fits), None
     if name == "no_forecast":
         return (
-            lambda scenario: NoForecast(settings.trigger(scenario), past=past, start_s=scenario.start_s)
+            lambda scenario: NoForecast(
+                settings.trigger(scenario),
+                past=past,
+                start_s=scenario.start_s,
+                calibration_gain=settings.calibration_gain,
+            )
         ), None
     if name == "aws_style":
         return (
@@ -348,8 +353,12 @@ def compare(
         factory, override = _build(name, knob, context)
         outcome, policy = _run(scenario, name, factory, override)
         outcomes[name], defaults[name] = outcome, knob
-        if isinstance(policy, Predictive) and name in ("predictive", "holt_winters"):
+        if isinstance(policy, Predictive) and name in ("predictive", "no_forecast", "holt_winters"):
             forecasting[name] = {"fits": dict(policy.fits), "forecast_share": policy.forecast_share}
+            if name != "holt_winters":
+                coverage = policy.calibration.coverage
+                forecasting[name]["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
+                forecasting[name]["margin_scale"] = round(policy.calibration.scale, 4)
             if policy.readiness is not None:
                 forecasting[name]["lead_time"] = policy.lead_time_json()
         if setup.sweep and knob is not None:

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
+from scaler.calibration import GAIN, BoundCalibration
 from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -42,10 +43,12 @@ from scaler.leadtime import (
     RETRY_S,
     SAMPLES_SPAN_S,
     SERVICE_TIME_PERCENTILE,
+    LeadBound,
     coarse_step_s,
     forecast_config,
     history_bound,
     in_flight_bound,
+    in_flight_centre,
     series_bound,
 )
 from scaler.policy import Decision, decide
@@ -195,6 +198,7 @@ class Predictive:
         past: Trace | None = None,
         start_s: float,
         fits: FitCache | None = None,
+        calibration_gain: float = GAIN,
     ) -> None:
         if config.mode != "predictive" or config.rate_query is None:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
@@ -218,6 +222,10 @@ class Predictive:
         )
         """With `leadTime: auto`: the start-ups timed from the replicas asked for and ready."""
         self._lead_s = config.lead_time_s
+        self.calibration = BoundCalibration(
+            config.quantile, window=max(1, round(DAY_S / step)), gain=calibration_gain
+        )
+        """The served bound's correction and coverage, scored on the in-flight signal."""
         self.decisions: list[Decision] = []
         self.fits: Counter[str] = Counter()
         """Refits by the model that answered after them (`failed` for a refit that raised)."""
@@ -235,6 +243,7 @@ class Predictive:
         if self._last_step is not None and step <= self._last_step:
             return
         self._last_step = step
+        self.calibration.actual(signals.at_s, signals.in_flight)
         self._rates.append(signals.at_s, signals.arrival_rate)
         self._service.add(step, signals.in_flight, signals.arrival_rate)
         if self.readiness is not None:
@@ -300,32 +309,41 @@ class Predictive:
 
     def _bound(self, now_s: float) -> float | None:
         """Upper bound of in-flight over [now, now + leadTime], from the arrival rate's forecast and W
-        (`scaler.leadtime.in_flight_bound`)."""
+        (`scaler.leadtime.in_flight_bound`), its margin corrected by the served bound's own coverage
+        (`scaler.calibration`), as the live predictor serves it."""
+        lead = self._lead_bound(now_s)
+        if lead is None or lead.upper is None:
+            return None
+        scale = self._service_time()
+        if scale is None:
+            return None
+        upper = in_flight_bound(lead, scale)
+        if upper is None:
+            return None
+        return self.calibration.serve(now_s, now_s + self._lead_s, in_flight_centre(lead, scale), upper)
+
+    def _lead_bound(self, now_s: float) -> LeadBound | None:
+        """The arrival rate's forecast over the lead time; None before the first fit."""
         if not self._fitted:
             return None
         cache, fit = self._fits, self._fit_key_now
         if cache is None or fit is None:
-            lead = history_bound(self._forecaster, self._rates, self.config, self._lead_s)
-        else:
-            # The fine samples the bound is updated with identify the demand since the fit (their
-            # bytes: cheaper than a sum, and exact).
-            config = self.config
-            at_s, fine = self._rates.window(max(2, round(FINE_WINDOW_S / config.step_s)))
-            key = (fit, now_s, config.quantile, self._lead_s, config.step_s, fine.tobytes())
-            found = cache.bounds.get(key)
-            if found is None:
-                found = cache.bounds[key] = series_bound(
-                    self._forecaster,
-                    cache.fine(at_s, fine, config.step_s),
-                    step_s=config.step_s,
-                    lead_s=self._lead_s,
-                    quantile=config.quantile,
-                )
-            lead = found
-        if lead.upper is None:
-            return None
-        scale = self._service_time()
-        return None if scale is None else in_flight_bound(lead, scale)
+            return history_bound(self._forecaster, self._rates, self.config, self._lead_s)
+        # The fine samples the bound is updated with identify the demand since the fit (their
+        # bytes: cheaper than a sum, and exact).
+        config = self.config
+        at_s, fine = self._rates.window(max(2, round(FINE_WINDOW_S / config.step_s)))
+        key = (fit, now_s, config.quantile, self._lead_s, config.step_s, fine.tobytes())
+        found = cache.bounds.get(key)
+        if found is None:
+            found = cache.bounds[key] = series_bound(
+                self._forecaster,
+                cache.fine(at_s, fine, config.step_s),
+                step_s=config.step_s,
+                lead_s=self._lead_s,
+                quantile=config.quantile,
+            )
+        return found
 
     def lead_time_json(self) -> dict[str, Any]:
         """With `leadTime: auto`: the lead time used at the end, and the start-ups it was measured
@@ -392,6 +410,10 @@ class PredictiveSettings:
     step_s: float = 15.0
     """`step`: how often the signals are sampled and a decision is made."""
 
+    calibration_gain: float = GAIN
+    """The served bound's correction gain (`scaler.calibration.GAIN`, as served); 0 serves the
+    forecast's own band, scored but never corrected."""
+
     def trigger(self, scenario: Scenario) -> TriggerConfig:
         """The parsed trigger for `scenario`'s service."""
         cluster = scenario.cluster
@@ -421,5 +443,9 @@ def predictive(
     between runs on the same demand."""
     chosen = settings or PredictiveSettings()
     return lambda scenario: Predictive(
-        chosen.trigger(scenario), past=past, start_s=scenario.start_s, fits=fits
+        chosen.trigger(scenario),
+        past=past,
+        start_s=scenario.start_s,
+        fits=fits,
+        calibration_gain=chosen.calibration_gain,
     )

@@ -1,0 +1,165 @@
+"""Online calibration of what is served: the in-flight bound KEDA receives, scored per target. Pure.
+
+The forecaster's quantile bands are calibrated on the forecast series (the arrival rate, at the coarse
+step), but what KEDA is sent is another quantity: the largest in-flight load expected over the lead
+time, after Little's law and the Poisson spread of the requests in service. Its coverage on traffic
+never tuned on can sit far from the `quantile` asked for (it falls when the level shifts over days), so
+the served bound is corrected after the fact, on its own outcomes:
+
+- served = centre + scale x margin, where the centre is the largest forecast mean in flight over the
+  lead time and the margin is the bound above it (the forecast's band and the Poisson spread);
+- each served bound is scored when its lead time has passed: covered when the highest in-flight value
+  observed in the window stayed at or below it;
+- the log of the scale moves by `gain` x (miss - (1 - quantile)) at every window scored (adaptive
+  conformal inference in the form of online quantile tracking), so that the share of windows missed
+  follows 1 - quantile and the correction follows drift and level shifts as they happen: a run of
+  misses widens the margin within a lead time, and covered windows narrow it again slowly.
+
+The scale is kept within [MIN_SCALE, MAX_SCALE]; the coverage over the newest `window` scores is what
+`prescaler_bound_coverage` exports. Both the live predictor and the simulator keep one per target, so
+what is simulated is what is served.
+
+With an error budget (`sloQuery`, `errorBudget`) the quantity aimed at is the SLO itself, not a
+coverage: `SloControl` scales the whole served bound by a factor whose log moves by `gain` x (the
+violating share read - the budget) at every read, so that the share's average follows the budget
+(integral control; each violation raises the bound at once, and budget left unspent lowers it
+slowly). The coverage correction is then off (its scale stays 1, still scored), since two
+controllers of the same margin would work against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+GAIN = 0.01
+"""Step of the log scale per scored window, chosen on the development windows (benchmarks/README.md)."""
+MIN_SCALE, MAX_SCALE = 0.05, 20.0
+"""The correction's range: the margin is never cut below 1/20 of the band, nor raised past 20x."""
+SLO_GAIN = 0.01
+"""`SloControl`'s step of the log factor per read of the violating share, chosen on the development
+windows (benchmarks/README.md)."""
+MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
+"""`SloControl`'s range: the served bound between a quarter and four times the quantile's."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    due_s: float
+    served: float
+    peak: float
+
+
+class BoundCalibration:
+    """The served bound's correction and its coverage, over the last `window` scored windows.
+
+    `quantile` is the coverage aimed at; `gain` 0 scores without correcting (the scale stays 1)."""
+
+    def __init__(self, quantile: float, *, window: int, gain: float = GAIN) -> None:
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"quantile {quantile} must be within (0, 1)")
+        if window < 1 or not gain >= 0.0:
+            raise ValueError(f"window {window} must be >= 1 and gain {gain} >= 0")
+        self.quantile = quantile
+        self._gain = gain
+        self._log_scale = 0.0
+        self._log_bounds = (math.log(MIN_SCALE), math.log(MAX_SCALE))
+        self._pending: deque[_Pending] = deque()
+        self._scores: deque[bool] = deque(maxlen=window)
+        self._covered = 0
+
+    @property
+    def scale(self) -> float:
+        """The factor the margin above the centre is served with (1 before any correction)."""
+        return math.exp(self._log_scale)
+
+    def serve(self, made_s: float, due_s: float, centre: float, bound: float, factor: float = 1.0) -> float:
+        """The corrected bound for the window (made_s, due_s], times `factor` (`SloControl`'s); it is
+        recorded to be scored."""
+        served = (centre + self.scale * max(0.0, bound - centre)) * factor
+        if math.isfinite(served):
+            self._pending.append(_Pending(due_s, served, -math.inf))
+        return served
+
+    def actual(self, at_s: float, value: float) -> None:
+        """Score the pending bounds with the in-flight value observed at `at_s`."""
+        if not math.isfinite(value):
+            return
+        pending = self._pending
+        for window in pending:
+            if value > window.peak:
+                window.peak = value
+        # Lead times may differ (`leadTime: auto`), so any pending window may be due.
+        if any(window.due_s <= at_s for window in pending):
+            kept: deque[_Pending] = deque()
+            for window in pending:
+                if window.due_s <= at_s:
+                    self._score(window.peak <= window.served)
+                else:
+                    kept.append(window)
+            self._pending = kept
+
+    def _score(self, covered: bool) -> None:
+        scores = self._scores
+        if len(scores) == scores.maxlen:
+            self._covered -= int(scores[0])
+        scores.append(covered)
+        self._covered += int(covered)
+        miss = 0.0 if covered else 1.0
+        low, high = self._log_bounds
+        self._log_scale = min(high, max(low, self._log_scale + self._gain * (miss - (1.0 - self.quantile))))
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._scores)
+
+    @property
+    def coverage(self) -> float:
+        """Share of the scored windows whose peak stayed within the served bound; NaN before any."""
+        return self._covered / len(self._scores) if self._scores else math.nan
+
+
+class SloControl:
+    """The served bound scaled so that the violating share `sloQuery` reads averages `budget`."""
+
+    def __init__(self, budget: float, *, gain: float = SLO_GAIN, window: int = 1) -> None:
+        if not 0.0 < budget < 1.0:
+            raise ValueError(f"error budget {budget} must be within (0, 1)")
+        if window < 1 or not gain >= 0.0:
+            raise ValueError(f"window {window} must be >= 1 and gain {gain} >= 0")
+        self.budget = budget
+        self._gain = gain
+        self._log_factor = 0.0
+        self._log_bounds = (math.log(MIN_FACTOR), math.log(MAX_FACTOR))
+        self._reads: deque[float] = deque(maxlen=window)
+        self._sum = 0.0
+
+    @property
+    def factor(self) -> float:
+        """What the quantile's bound is multiplied by (1 before any read)."""
+        return math.exp(self._log_factor)
+
+    def observe(self, share: float) -> None:
+        """One read of the violating share (in [0, 1]; anything else is not a read)."""
+        if not 0.0 <= share <= 1.0:
+            return
+        reads = self._reads
+        if len(reads) == reads.maxlen:
+            self._sum -= reads[0]
+        reads.append(share)
+        self._sum += share
+        low, high = self._log_bounds
+        self._log_factor = min(high, max(low, self._log_factor + self._gain * (share - self.budget)))
+
+    def serve(self, bound: float) -> float:
+        return bound * self.factor
+
+    @property
+    def reads(self) -> int:
+        return len(self._reads)
+
+    @property
+    def share(self) -> float:
+        """The mean violating share over the newest `window` reads; NaN before any."""
+        return self._sum / len(self._reads) if self._reads else math.nan
