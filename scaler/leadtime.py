@@ -107,6 +107,13 @@ def in_flight_bound(lead: LeadBound, service_time_s: float) -> float | None:
     return float(np.max(mean + np.hypot(forecast_margin, z * np.sqrt(mean))))
 
 
+def flat_bound(rate: float, quantile: float) -> LeadBound:
+    """The "forecast" of the no_forecast pipeline: the rate observed now, held over the lead time with
+    no error of its own (`in_flight_bound` then adds only the Poisson spread in service)."""
+    flat = np.array([rate])
+    return LeadBound(rate, rate, "none", "observed rate", flat, flat, quantile)
+
+
 def in_flight_centre(lead: LeadBound, service_time_s: float) -> float:
     """The largest forecast mean in flight over the lead time (rate x W): what `in_flight_bound`
     adds its margin to, and what `scaler.calibration` scales that margin from. NaN without a forecast."""

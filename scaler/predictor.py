@@ -30,12 +30,15 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.accuracy import RollingAccuracy
 from scaler.calibration import GAIN, BoundCalibration, SloControl
+from scaler.choice import Parts, PipelineChoice
 from scaler.errors import PrescalerError
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
 from scaler.leadtime import (
     RETRY_S,
+    LeadBound,
     coarse_step_s,
+    flat_bound,
     forecast_config,
     history_bound,
     in_flight_bound,
@@ -95,14 +98,21 @@ class Predictor:
         day = max(1, round(DAY_S / config.step_s))
         self.slo = None if config.error_budget is None else SloControl(config.error_budget, window=day)
         """With `sloQuery` and `errorBudget`: the factor that brings the violating share to the budget."""
-        self.served = BoundCalibration(config.quantile, window=day, gain=GAIN if self.slo is None else 0.0)
-        """The bound in the trigger's units, what KEDA is sent in predictive mode: its margin corrected
-        by its own coverage of the observed signal's peak over each lead time
-        (`scaler.calibration`, `prescaler_bound_coverage`)."""
+        self.choice = PipelineChoice(
+            config.quantile, window=day, pipeline=config.pipeline, gain=GAIN if self.slo is None else 0.0
+        )
+        """The bounds of the forecast, no_forecast and reactive pipelines in the trigger's units, each
+        corrected by its own coverage of the observed signal's peak over each lead time
+        (`scaler.calibration`), and which of them is served (`scaler.choice`)."""
 
     @property
     def fitted(self) -> bool:
         return self._fitted
+
+    @property
+    def served(self) -> BoundCalibration:
+        """The served pipeline's calibration: its coverage is `prescaler_bound_coverage`."""
+        return self.choice.calibration(self.choice.chosen)
 
     @property
     def model(self) -> str:
@@ -152,28 +162,40 @@ class Predictor:
             self._announced_model = outcome.model
 
     def bound(self, now_s: float, observed_history: History, lead_s: float | None = None) -> Bound:
-        """The forecast bound for [now, now + leadTime], in the trigger's units; `lead_s` is a
-        measured lead time (`leadTime: auto`) in place of the configured one."""
-        if not self._fitted:
-            return Bound(None, math.nan, "no forecast yet: first fit running")
+        """The bound served for [now, now + leadTime], in the trigger's units: the forecast's, or the
+        pipeline `scaler.choice` shows cheaper; `lead_s` is a measured lead time (`leadTime: auto`)
+        in place of the configured one."""
         config = self.config
         lead_s = config.lead_time_s if lead_s is None else lead_s
-        lead = history_bound(self._forecaster, self.demand_history, config, lead_s)
-        if lead.upper is None:
-            return Bound(None, math.nan, lead.reason)
         scale, why = self._units(observed_history)
-        if scale is None:
-            return Bound(None, math.nan, why)
-        self.accuracy.forecast(now_s, now_s + lead_s, lead.mean, lead.upper, self.demand_history.latest())
+        parts: dict[str, Parts | None] = {}
+        mean, reason = math.nan, "no forecast yet: first fit running"
+        if self._fitted:
+            lead = history_bound(self._forecaster, self.demand_history, config, lead_s)
+            reason = lead.reason if lead.upper is None else why
+            if lead.upper is not None and scale is not None:
+                self.accuracy.forecast(
+                    now_s, now_s + lead_s, lead.mean, lead.upper, self.demand_history.latest()
+                )
+                parts["forecast"] = self._parts(lead, scale)
+                mean, reason = lead.mean * scale, f"{lead.model}{why}"
+        latest = self.demand_history.latest()
+        if scale is not None and config.rate_query is not None and math.isfinite(latest):
+            parts["no_forecast"] = self._parts(flat_bound(max(0.0, latest), config.quantile), scale)
+        factor = 1.0 if self.slo is None else self.slo.factor
+        choice = self.choice.serve(now_s, now_s + lead_s, observed_history.latest(), parts, factor)
+        if choice.pipeline != "forecast":
+            reason = f"{choice.pipeline} ({choice.why})"
+        return Bound(choice.value, mean, reason)
+
+    def _parts(self, lead: LeadBound, scale: float) -> Parts | None:
+        """A bound in the trigger's units and the forecast mean's peak under it."""
         if self.config.rate_query is None:
-            upper: float | None = lead.upper * scale
-            centre = float(np.max(lead.means)) * scale
-        else:
-            upper, centre = in_flight_bound(lead, scale), in_flight_centre(lead, scale)
-        if upper is not None:
-            factor = 1.0 if self.slo is None else self.slo.factor
-            upper = self.served.serve(now_s, now_s + lead_s, centre, upper, factor)
-        return Bound(upper, lead.mean * scale, f"{lead.model}{why}")
+            return (
+                None if lead.upper is None else Parts(float(np.max(lead.means)) * scale, lead.upper * scale)
+            )
+        upper = in_flight_bound(lead, scale)
+        return None if upper is None else Parts(in_flight_centre(lead, scale), upper)
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:
         """Factor from the forecast series' units to the trigger's: 1, or Little's law W."""

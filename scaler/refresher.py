@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
+from scaler.choice import CANDIDATES
 from scaler.errors import PrescalerError, QueryShapeError, SourceError, StaleValue, WarmingUp
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
@@ -114,6 +115,7 @@ class Refresher:
         self._log = _TargetLog(logger, {"target": str(key)})
         self.predictor: Predictor | None = None
         self._bound_reason = ""
+        self._logged_pipeline = "forecast"
         self._bound: Bound | None = None
         if config.mode != "reactive":
             if pool is None:
@@ -181,7 +183,7 @@ class Refresher:
             "replicas_error": self._count_errors.get("replicasQuery"),
             "ready_error": self._count_errors.get("readyQuery"),
             "slo_error": self._count_errors.get("sloQuery"),
-            "margin": self._describe_margin(),
+            "served_bound": self._describe_served(),
             "lead_time": self._describe_lead(),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
             "max_age_s": self.max_age_s,
@@ -299,13 +301,17 @@ class Refresher:
             )
             self._logged_lead_s = lead_s
 
-    def _describe_margin(self) -> dict[str, object] | None:
-        """How the served bound is corrected online (`scaler.calibration`)."""
+    def _describe_served(self) -> dict[str, object] | None:
+        """Which pipeline's bound is served and why (`scaler.choice`), and how it is corrected online
+        (`scaler.calibration`)."""
         predictor = self.predictor
         if predictor is None:
             return None
-        slo = predictor.slo
+        slo, choice = predictor.slo, predictor.choice
         return {
+            "pipeline": choice.chosen,
+            "pipeline_why": choice.why,
+            "pipeline_cost": {name: _finite(choice.cost(name)) for name in CANDIDATES},
             "coverage_scale": round(predictor.served.scale, 4),
             "bound_coverage": _finite(predictor.served.coverage),
             "quantile": self.config.quantile,
@@ -333,7 +339,7 @@ class Refresher:
         if predictor is None:
             return decide(at_s, observed, self.config)
         predictor.accuracy.actual(at_s, observed if rate is None else rate)
-        predictor.served.actual(at_s, observed)
+        predictor.choice.actual(at_s, observed)
         predictor.maybe_refit(at_s)
         bound = self._bound = predictor.bound(at_s, self.history, self._lead_s)
         self._export_forecast(bound, predictor)
@@ -357,6 +363,15 @@ class Refresher:
         if predictor.served.evaluations:
             self._telemetry.bound_coverage.set(labels, predictor.served.coverage)
         self._telemetry.margin.set(labels, predictor.served.scale, "coverage")
+        choice = predictor.choice
+        for name in CANDIDATES:
+            self._telemetry.pipeline.set(labels, 1.0 if name == choice.chosen else 0.0, name)
+            cost = choice.cost(name)
+            if math.isfinite(cost):
+                self._telemetry.pipeline_cost.set(labels, cost, name)
+        if choice.chosen != self._logged_pipeline:
+            self._log.info("serving the %s pipeline: %s", choice.chosen, choice.why)
+            self._logged_pipeline = choice.chosen
         if predictor.slo is not None:
             self._telemetry.margin.set(labels, predictor.slo.factor, "slo")
             if predictor.slo.reads:

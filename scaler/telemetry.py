@@ -102,6 +102,19 @@ class Telemetry:
             "the factor on the whole bound that brings the violating share to the budget.",
             "kind",
         )
+        self.pipeline = TargetFamily(
+            "prescaler_pipeline",
+            "Per predictive or shadow target: 1 for the pipeline whose bound is served (kind=forecast|"
+            "no_forecast|reactive; scaler.choice), 0 for the others, and their mean value over the last "
+            "day's scored steps as prescaler_pipeline_cost.",
+            "kind",
+        )
+        self.pipeline_cost = TargetFamily(
+            "prescaler_pipeline_cost",
+            "Per predictive or shadow target and pipeline (kind): the mean value it would have sent over "
+            "the last day's scored steps, in the trigger's units (the cost each is chosen on).",
+            "kind",
+        )
         self.slo_share = TargetFamily(
             "prescaler_slo_violating_share",
             "Per target with sloQuery and errorBudget, over the last day's reads: the mean violating "
@@ -128,6 +141,8 @@ class Telemetry:
             self.forecast_quality,
             self.bound_coverage,
             self.margin,
+            self.pipeline,
+            self.pipeline_cost,
             self.slo_share,
             self.lead_time,
             self.lead_time_startups,

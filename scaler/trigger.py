@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scaler import trigger_values as values
+from scaler.choice import PIPELINES
 from scaler.errors import ConfigError
 from scaler.trigger_values import (
     LEAD_AUTO,
@@ -183,6 +184,11 @@ class TriggerConfig:
     quantile: float = field(default=0.9, metadata=_key("quantile", values.quantile))
     """Upper quantile of the forecast to provision for; see the README on choosing it."""
 
+    pipeline: str = field(default="auto", metadata=_key("pipeline", values.choice(PIPELINES)))
+    """Which bound predictive mode serves (`scaler.choice`): `auto` (the default) the cheapest, on the
+    target's own recent traffic, of `forecast`, `no_forecast` (the rate observed now through the same
+    pipeline; with `rateQuery`) and `reactive`, at the coverage asked for; or the one named."""
+
     slo_query: str | None = field(
         default=None, metadata=_key("sloQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
     )
@@ -261,6 +267,8 @@ class TriggerConfig:
             problems.append("`hpaTolerance` only applies with `replicasQuery`")
         problems.extend(self._lead_time_problems())
         problems.extend(self._slo_problems())
+        if self.pipeline == "no_forecast" and self.rate_query is None:
+            problems.append("`pipeline: no_forecast` needs `rateQuery` (without it, it is `reactive`)")
         if self.service_time_s is not None and self.rate_query is None:
             problems.append("`serviceTime` only applies with `rateQuery`")
         if self.mode != "reactive" and self.history_s < 2 * self.step_s:

@@ -78,6 +78,14 @@ async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accura
     assert refresher.predictor is not None and refresher.predictor.served.evaluations >= 12
     assert served == refresher.predictor.served.coverage
     assert served is not None and served >= 0.5  # a clean daily cycle at q = 0.9
+    # Which pipeline is served, each one's cost; no_forecast needs `rateQuery`, so it has none here.
+    chosen = refresher.describe()["served_bound"]["pipeline"]
+    for kind in ("forecast", "no_forecast", "reactive"):
+        flag = registry.get_sample_value("prescaler_pipeline", {**labels, "kind": kind})
+        assert flag == (1.0 if kind == chosen else 0.0)
+    cost = registry.get_sample_value("prescaler_pipeline_cost", {**labels, "kind": "forecast"})
+    assert cost is not None and cost > 0
+    assert registry.get_sample_value("prescaler_pipeline_cost", {**labels, "kind": "no_forecast"}) is None
 
 
 async def test_a_failing_fit_leaves_the_target_reactive_with_the_reason(trace_dir: Path) -> None:

@@ -156,7 +156,7 @@ async def test_the_served_bound_follows_the_violating_share_read_every_step(trac
     assert rising is not None and rising > 1.0
     assert registry.get_sample_value("prescaler_slo_violating_share", LABELS) == 1.0
     assert margin("coverage") == 1.0  # the coverage correction is off under an error budget
-    described = refresher.describe()["margin"]
+    described = refresher.describe()["served_bound"]
     assert described["slo_factor"] == pytest.approx(rising, rel=1e-3) and described["error_budget"] == 0.05
     share["now"] = 0.0
     await walk(refresher, clock, clock.now_s, 12)

@@ -81,6 +81,15 @@ def _parse(**meta: str) -> TriggerConfig:
         pytest.param({**AUTO, "leadTimeFallback": "7m"}, "lead_time_s", 420.0, id="lead-time-fallback"),
         pytest.param({**AUTO, "leadTime": " auto "}, "lead_time_auto", True, id="lead-time-auto-spaces"),
         pytest.param({**AUTO}, "ready_query", AUTO["readyQuery"], id="ready-query"),
+        pytest.param({}, "pipeline", "auto", id="pipeline-default-auto"),
+        pytest.param({"mode": "predictive", "pipeline": "forecast"}, "pipeline", "forecast", id="pipeline"),
+        pytest.param({}, "slo_query", None, id="slo-query-default-none"),
+        pytest.param(
+            {"mode": "shadow", "sloQuery": "slo:violating", "errorBudget": "0.001"},
+            "error_budget",
+            0.001,
+            id="error-budget",
+        ),
         pytest.param({}, "tolerance", 0.1, id="tolerance-default"),
         pytest.param(
             {"mode": "shadow", "replicasQuery": "kube_deployment_status_replicas", "hpaTolerance": "0.05"},
@@ -223,6 +232,16 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
             {"mode": "predictive", "refitInterval": "1d"},
             ["`refitInterval`: `1d` is not valid; expected a duration from 1m to 6h"],
             id="refit",
+        ),
+        pytest.param(
+            {"mode": "predictive", "pipeline": "best"},
+            ["`pipeline`: `best` is not valid; expected one of auto, forecast, no_forecast, reactive"],
+            id="pipeline-unknown",
+        ),
+        pytest.param(
+            {"mode": "predictive", "pipeline": "no_forecast"},
+            ["`pipeline: no_forecast` needs `rateQuery` (without it, it is `reactive`)"],
+            id="pipeline-no-forecast-without-rate",
         ),
         pytest.param({"treshold": "5"}, ["unknown key `treshold`; did you mean `threshold`?"], id="typo"),
         pytest.param({"zzz": "5"}, ["unknown key `zzz`; known keys: threshold"], id="unknown-no-guess"),

@@ -20,8 +20,10 @@ Each sees the service only through the metric pipeline (`scaler.sim.interface.Pi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ from forecasting.base import DAY_S
 from scaler.leadtime import LeadBound
 from scaler.sim.interface import Metric, Signals
 from scaler.sim.predictive import Predictive
+from scaler.trigger import TriggerConfig
 
 FloatArray = npt.NDArray[np.float64]
 MINUTE_S = 60.0
@@ -58,18 +61,16 @@ class ReactiveRate:
 
 
 class NoForecast(Predictive):
-    """`Predictive` with the forecast replaced by the rate observed now (nothing is fitted)."""
+    """`Predictive` serving its no_forecast pipeline: the rate observed now, nothing fitted."""
+
+    def __init__(self, config: TriggerConfig, **kwargs: Any) -> None:
+        super().__init__(dataclasses.replace(config, pipeline="no_forecast"), **kwargs)
 
     def _maybe_refit(self, now_s: float) -> None:
         self._fitted = True
 
     def _lead_bound(self, now_s: float) -> LeadBound | None:
-        latest = self._rates.latest()
-        if not math.isfinite(latest):
-            return None
-        rate = max(0.0, latest)
-        flat = np.array([rate])
-        return LeadBound(rate, rate, "none", "observed rate", flat, flat, self.config.quantile)
+        return None
 
 
 class _MinuteHistory:

@@ -359,6 +359,11 @@ def compare(
                 coverage = policy.calibration.coverage
                 forecasting[name]["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
                 forecasting[name]["margin_scale"] = round(policy.calibration.scale, 4)
+                forecasting[name]["pipeline"] = policy.choice.chosen
+                steps = sum(policy.pipelines.values())
+                forecasting[name]["pipeline_share"] = {
+                    k: round(v / steps, 4) for k, v in sorted(policy.pipelines.items())
+                }
             if policy.readiness is not None:
                 forecasting[name]["lead_time"] = policy.lead_time_json()
         if setup.sweep and knob is not None:

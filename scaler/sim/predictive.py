@@ -36,6 +36,7 @@ from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.calibration import GAIN, BoundCalibration
+from scaler.choice import Parts, PipelineChoice
 from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -45,6 +46,7 @@ from scaler.leadtime import (
     SERVICE_TIME_PERCENTILE,
     LeadBound,
     coarse_step_s,
+    flat_bound,
     forecast_config,
     history_bound,
     in_flight_bound,
@@ -85,6 +87,7 @@ def trigger_config(
     replicas_known: bool = True,
     hpa_tolerance: float = HPA_TOLERANCE,
     lead_time_auto: bool = False,
+    pipeline: str = "auto",
 ) -> TriggerConfig:
     """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
     the scaler's own parser (so its validation applies); `service_time_s` None: measured;
@@ -111,6 +114,7 @@ def trigger_config(
         "refitInterval": format_duration(refit_interval_s),
         "history": format_duration(history_s),
         "seasonality": seasonality,
+        "pipeline": pipeline,
     }
     if service_time_s is not None:
         metadata["serviceTime"] = format_duration(service_time_s)
@@ -127,6 +131,11 @@ def past_rates(
     at_s = float(past.at_s[0]) + step_s * np.arange(1, rates.size + 1, dtype=np.float64)
     keep = (at_s <= before_s) & (at_s > before_s - span_s)
     return at_s[keep], rates[keep]
+
+
+def _parts(lead: LeadBound, scale: float) -> Parts | None:
+    upper = in_flight_bound(lead, scale)
+    return None if upper is None else Parts(in_flight_centre(lead, scale), upper)
 
 
 class ServiceTime:
@@ -222,11 +231,17 @@ class Predictive:
         )
         """With `leadTime: auto`: the start-ups timed from the replicas asked for and ready."""
         self._lead_s = config.lead_time_s
-        self.calibration = BoundCalibration(
-            config.quantile, window=max(1, round(DAY_S / step)), gain=calibration_gain
+        self.choice = PipelineChoice(
+            config.quantile,
+            window=max(1, round(DAY_S / step)),
+            pipeline=config.pipeline,
+            gain=calibration_gain,
         )
-        """The served bound's correction and coverage, scored on the in-flight signal."""
+        """The forecast, no_forecast and reactive bounds, each corrected by its coverage of the
+        in-flight signal, and which is served (`scaler.choice`), as the live predictor keeps them."""
         self.decisions: list[Decision] = []
+        self.pipelines: Counter[str] = Counter()
+        """Steps by the pipeline served (`scaler.choice`)."""
         self.fits: Counter[str] = Counter()
         """Refits by the model that answered after them (`failed` for a refit that raised)."""
 
@@ -243,7 +258,7 @@ class Predictive:
         if self._last_step is not None and step <= self._last_step:
             return
         self._last_step = step
-        self.calibration.actual(signals.at_s, signals.in_flight)
+        self.choice.actual(signals.at_s, signals.in_flight)
         self._rates.append(signals.at_s, signals.arrival_rate)
         self._service.add(step, signals.in_flight, signals.arrival_rate)
         if self.readiness is not None:
@@ -309,18 +324,25 @@ class Predictive:
 
     def _bound(self, now_s: float) -> float | None:
         """Upper bound of in-flight over [now, now + leadTime], from the arrival rate's forecast and W
-        (`scaler.leadtime.in_flight_bound`), its margin corrected by the served bound's own coverage
-        (`scaler.calibration`), as the live predictor serves it."""
-        lead = self._lead_bound(now_s)
-        if lead is None or lead.upper is None:
-            return None
+        (`scaler.leadtime.in_flight_bound`), or from the pipeline `scaler.choice` shows cheaper, its
+        margin corrected by its own coverage (`scaler.calibration`), as the live predictor serves it."""
         scale = self._service_time()
-        if scale is None:
-            return None
-        upper = in_flight_bound(lead, scale)
-        if upper is None:
-            return None
-        return self.calibration.serve(now_s, now_s + self._lead_s, in_flight_centre(lead, scale), upper)
+        parts: dict[str, Parts | None] = {}
+        if scale is not None:
+            lead = self._lead_bound(now_s)
+            if lead is not None and lead.upper is not None:
+                parts["forecast"] = _parts(lead, scale)
+            latest = self._rates.latest()
+            if math.isfinite(latest):
+                parts["no_forecast"] = _parts(flat_bound(max(0.0, latest), self.config.quantile), scale)
+        choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts)
+        self.pipelines[choice.pipeline] += 1
+        return choice.value
+
+    @property
+    def calibration(self) -> BoundCalibration:
+        """The served pipeline's calibration (its coverage and margin scale)."""
+        return self.choice.calibration(self.choice.chosen)
 
     def _lead_bound(self, now_s: float) -> LeadBound | None:
         """The arrival rate's forecast over the lead time; None before the first fit."""
@@ -410,6 +432,10 @@ class PredictiveSettings:
     step_s: float = 15.0
     """`step`: how often the signals are sampled and a decision is made."""
 
+    pipeline: str = "auto"
+    """`pipeline`: `auto` serves the cheapest of the forecast, no_forecast and reactive bounds at the
+    coverage asked for (`scaler.choice`); or the one named."""
+
     calibration_gain: float = GAIN
     """The served bound's correction gain (`scaler.calibration.GAIN`, as served); 0 serves the
     forecast's own band, scored but never corrected."""
@@ -432,6 +458,7 @@ class PredictiveSettings:
             replicas_known=self.replicas_known,
             hpa_tolerance=scenario.scaling.tolerance,
             lead_time_auto=self.lead_time_auto,
+            pipeline=self.pipeline,
         )
 
 

@@ -1,0 +1,157 @@
+"""Never worse than not forecasting: each target serves the pipeline its own traffic shows cheaper. Pure.
+
+With `pipeline: auto` (the default) a predictive or shadow target computes, at every step, the served
+bound of each candidate, all with the same quantile and each with its own online calibration
+(`scaler.calibration.BoundCalibration`):
+
+- `forecast`: the seasonal ensemble's bound over the lead time;
+- `no_forecast`: the same pipeline with the forecast replaced by the rate observed now (Little's law
+  and the Poisson spread of the requests in service, as `forecast`; only with `rateQuery`);
+- `reactive`: the observed value itself (no margin).
+
+Each candidate is scored as what is served is: covered when the observed peak over the lead time
+stayed within its bound, and its cost is the mean value it would have sent KEDA (at least the
+observed value), over the newest `window` scored steps. This is a rolling backtest of each pipeline on
+the target's own recent traffic. A candidate is eligible once it has `MIN_EVALUATIONS` scores and its
+coverage is within `COVERAGE_SLACK` below the quantile; the cheapest eligible one is served, and the
+one served changes only when another is cheaper by more than `SWITCH_MARGIN` (so the answer does not
+flip on noise). Until a candidate other than the forecast is eligible and cheaper, the forecast is
+served, as it was before this choice existed.
+
+Limits, plainly: the candidates not served are scored on traffic shaped by the one served (an early
+scale-up keeps the queue short for every candidate), which flatters them; the switch margin and the
+coverage slack keep that from deciding on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from scaler.calibration import GAIN, BoundCalibration
+
+CANDIDATES = ("forecast", "no_forecast", "reactive")
+PIPELINES = ("auto", *CANDIDATES)
+"""`pipeline`'s values: `auto` chooses among the candidates; any other serves that one."""
+MIN_EVALUATIONS = 240
+"""Scores a candidate needs before it can be chosen (an hour at a 15 s step)."""
+COVERAGE_SLACK = 0.03
+"""How far below the quantile a candidate's coverage may be and still be chosen."""
+SWITCH_MARGIN = 0.02
+"""How much cheaper another candidate must be for the one served to change."""
+
+
+class Parts(NamedTuple):
+    """One candidate's bound before correction: the forecast mean's peak and the bound above it."""
+
+    centre: float
+    bound: float
+
+
+@dataclass(slots=True)
+class _Candidate:
+    calibration: BoundCalibration
+    pending: deque[tuple[float, float]]
+    """(due time, value it would have sent) of its steps not scored yet."""
+    cost: float = math.nan
+    """The mean value it would have sent over its scored steps: a running mean up to `window` of
+    them, then exponentially weighted with that time constant (constant memory)."""
+    scored: int = 0
+
+
+class Choice(NamedTuple):
+    """What a step serves, and why."""
+
+    pipeline: str
+    value: float | None
+    """The chosen candidate's served bound (None when it has none this step)."""
+    why: str
+
+
+class PipelineChoice:
+    """The candidates' bounds, calibrated and scored side by side; `serve` returns the chosen one's."""
+
+    def __init__(self, quantile: float, *, window: int, pipeline: str = "auto", gain: float = GAIN) -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline {pipeline!r}: expected one of {', '.join(PIPELINES)}")
+        self.quantile = quantile
+        self._fixed = None if pipeline == "auto" else pipeline
+        self._window = window
+        self._candidates = {
+            name: _Candidate(BoundCalibration(quantile, window=window, gain=gain), deque())
+            for name in CANDIDATES
+        }
+        self.chosen = self._fixed or "forecast"
+        self.why = (
+            "fixed by `pipeline`" if self._fixed else "the forecast until another pipeline is shown cheaper"
+        )
+
+    def calibration(self, name: str) -> BoundCalibration:
+        return self._candidates[name].calibration
+
+    def cost(self, name: str) -> float:
+        """The candidate's mean value over its newest scored steps (NaN before any)."""
+        return self._candidates[name].cost
+
+    def actual(self, at_s: float, value: float) -> None:
+        """Score every candidate with the value observed at `at_s` (before `serve` at that step)."""
+        if not math.isfinite(value):
+            return
+        for candidate in self._candidates.values():
+            candidate.calibration.actual(at_s, value)
+            pending = candidate.pending
+            # A cost counts once its window is scored, as its coverage does (the same due times).
+            while pending and pending[0][0] <= at_s:
+                cost = pending.popleft()[1]
+                candidate.scored = min(candidate.scored + 1, self._window)
+                previous = 0.0 if math.isnan(candidate.cost) else candidate.cost
+                candidate.cost = previous + (cost - previous) / candidate.scored
+
+    def serve(
+        self,
+        made_s: float,
+        due_s: float,
+        observed: float,
+        parts: dict[str, Parts | None],
+        factor: float = 1.0,
+    ) -> Choice:
+        """Each candidate's corrected bound for (made_s, due_s] is recorded; the chosen one is returned.
+        `parts` holds the forecast's and no_forecast's bounds (None where there is none this step);
+        `factor` is `SloControl`'s."""
+        seen = observed if math.isfinite(observed) and observed > 0 else 0.0
+        served: dict[str, float | None] = {}
+        for name, candidate in self._candidates.items():
+            part = Parts(seen, seen) if name == "reactive" else parts.get(name)
+            if part is None or not (math.isfinite(part.centre) and math.isfinite(part.bound)):
+                served[name] = None
+                continue
+            value = candidate.calibration.serve(made_s, due_s, part.centre, part.bound, factor)
+            served[name] = value
+            candidate.pending.append((due_s, max(seen, value)))
+        if self._fixed is None:
+            self._choose()
+        return Choice(self.chosen, served[self.chosen], self.why)
+
+    def _choose(self) -> None:
+        floor = self.quantile - COVERAGE_SLACK
+        eligible = {
+            name: candidate.cost
+            for name, candidate in self._candidates.items()
+            if candidate.calibration.evaluations >= MIN_EVALUATIONS
+            and candidate.calibration.coverage >= floor
+            and candidate.scored
+        }
+        if not eligible:
+            return
+        best = min(eligible, key=eligible.__getitem__)
+        current = eligible.get(self.chosen)
+        if best == self.chosen or (current is not None and eligible[best] >= current * (1 - SWITCH_MARGIN)):
+            return
+        self.chosen = best
+        parts = ", ".join(
+            f"{name} {eligible[name]:.3g} (coverage {self._candidates[name].calibration.coverage:.2f})"
+            for name in sorted(eligible, key=eligible.__getitem__)
+        )
+        self.why = f"cheapest at coverage >= {floor:.2f} over the newest scored steps: {parts}"
