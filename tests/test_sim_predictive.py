@@ -17,10 +17,10 @@ from scaler.sim.predictive import (
     FitCache,
     Predictive,
     PredictiveSettings,
-    past_rates,
     predictive,
     trigger_config,
 )
+from scaler.sim.samples import past_rates
 from scaler.sim.sweep import SweepPoint, frontier
 from scaler.traces import Trace
 

@@ -21,7 +21,8 @@ from scaler.policy import Decision
 from scaler.sim import ClusterConfig, ScalingConfig, Scenario, prepare, run_policy
 from scaler.sim.autoscaler import Autoscaler, hpa_desired
 from scaler.sim.holt_winters import holt_winters
-from scaler.sim.predictive import Predictive, PredictiveSettings, ServiceTime, predictive
+from scaler.sim.predictive import Predictive, PredictiveSettings, predictive
+from scaler.sim.samples import ServiceTime
 from scaler.sim.shared import FitCache
 from scaler.traces import Trace
 

@@ -28,8 +28,9 @@ from scaler.sim.holt_winters import holt_winters
 from scaler.sim.interface import PipelineConfig, PolicyFactory, Scenario
 from scaler.sim.outcomes import Outcome, against_reference
 from scaler.sim.policies import fixed_buffer, oracle, reactive
-from scaler.sim.predictive import Predictive, PredictiveSettings, past_rates, predictive
+from scaler.sim.predictive import Predictive, PredictiveSettings, predictive
 from scaler.sim.run import prepare, run_policy
+from scaler.sim.samples import past_rates
 from scaler.sim.shared import FitCache
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget, knob_ranges
 from scaler.traces import Trace, TraceError, regrid

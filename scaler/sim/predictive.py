@@ -22,10 +22,8 @@ Only the clock and the data path differ from the live refresher:
 
 from __future__ import annotations
 
-import bisect
-import copy
 import math
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +35,10 @@ from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.calibration import GAIN, BoundCalibration
 from scaler.choice import Parts, PipelineChoice
-from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
-    MIN_SERVICE_SAMPLES,
     RETRY_S,
     SAMPLES_SPAN_S,
-    SERVICE_TIME_PERCENTILE,
     LeadBound,
     coarse_step_s,
     flat_bound,
@@ -55,8 +50,8 @@ from scaler.leadtime import (
 )
 from scaler.policy import Decision, decide
 from scaler.readiness import ReadinessTracker, lead_time_used
-from scaler.sim.demand import rates_per_tick
 from scaler.sim.interface import PolicyFactory, Scenario, Signals
+from scaler.sim.samples import ServiceTime, bootstrap
 from scaler.sim.shared import FitCache, FitKey
 from scaler.traces import Trace
 from scaler.trigger import HPA_TOLERANCE, TriggerConfig, parse_trigger
@@ -121,80 +116,9 @@ def trigger_config(
     return parse_trigger(metadata)
 
 
-def past_rates(
-    past: Trace, *, before_s: float, span_s: float, step_s: float
-) -> tuple[FloatArray, FloatArray]:
-    """(sample times, requests/s) of `past` on a grid of `step_s`, each sample the mean over the step
-    that ends at its time, as a range query of a rate returns it; only samples within `span_s`
-    before `before_s` (so nothing from the simulated window leaks in)."""
-    rates = rates_per_tick(past, step_s)
-    at_s = float(past.at_s[0]) + step_s * np.arange(1, rates.size + 1, dtype=np.float64)
-    keep = (at_s <= before_s) & (at_s > before_s - span_s)
-    return at_s[keep], rates[keep]
-
-
 def _parts(lead: LeadBound, scale: float) -> Parts | None:
     upper = in_flight_bound(lead, scale)
     return None if upper is None else Parts(in_flight_centre(lead, scale), upper)
-
-
-class ServiceTime:
-    """`scaler.leadtime.measured_service_time_s` of the in-flight and rate samples a `Predictive` keeps,
-    kept up to date sample by sample instead of recomputed from both histories at every step (which
-    cost most of a simulated run): the usable in-flight / rate ratios of the newest `span_steps` steps,
-    sorted, and their `SERVICE_TIME_PERCENTILE` interpolated as `numpy.percentile` does, so the value
-    is the same float. `rate_steps` is the rate history's capacity: with fewer steps than `span_steps`
-    the two windows differ in size and, as there, nothing is measured."""
-
-    def __init__(self, span_steps: int, rate_steps: int) -> None:
-        self._span = span_steps
-        self._comparable = rate_steps >= span_steps
-        self._kept: deque[tuple[int, float]] = deque()
-        self._sorted: list[float] = []
-
-    def add(self, step: int, in_flight: float, rate: float) -> None:
-        """The samples of `step`, newer than every step added before."""
-        kept, ordered = self._kept, self._sorted
-        while kept and kept[0][0] <= step - self._span:
-            del ordered[bisect.bisect_left(ordered, kept.popleft()[1])]
-        if math.isfinite(in_flight) and math.isfinite(rate) and rate > 0 and in_flight > 0:
-            ratio = in_flight / rate
-            kept.append((step, ratio))
-            bisect.insort(ordered, ratio)
-
-    def value(self) -> float | None:
-        """The measured time in service in s; None with too few usable samples."""
-        ordered = self._sorted
-        count = len(ordered)
-        if not self._comparable or count < MIN_SERVICE_SAMPLES:
-            return None
-        # numpy's "linear" method, operation for operation.
-        virtual = (count - 1) * (SERVICE_TIME_PERCENTILE / 100)
-        below = math.floor(virtual)
-        gamma = virtual - below
-        low, high = ordered[below], ordered[min(below + 1, count - 1)]
-        diff = high - low
-        return high - diff * (1 - gamma) if gamma >= 0.5 else low + diff * gamma
-
-
-def _bootstrap(past: Trace | None, start_s: float, config: TriggerConfig, fits: FitCache | None) -> History:
-    """The rate history at the start: `past`'s rates within `history` before `start_s`, built once
-    per sweep (`fits`) and copied for each run."""
-    step = config.step_s
-    capacity = max(2, math.ceil(config.history_s / step) + 1)
-    key: FitKey | None = None
-    if past is not None and past.values.size and fits is not None:
-        key = (start_s, step, capacity, float(past.at_s[0]), past.values.size, float(past.values.sum()))
-        found = fits.histories.get(key)
-        if found is not None:
-            return copy.deepcopy(found)
-    rates = History(step, capacity)
-    if past is not None and past.values.size:
-        at_s, values = past_rates(past, before_s=start_s, span_s=config.history_s, step_s=step)
-        rates.extend(at_s, values)
-    if key is not None and fits is not None:
-        fits.histories[key] = copy.deepcopy(rates)
-    return rates
 
 
 class Predictive:
@@ -213,7 +137,7 @@ class Predictive:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
         self.config = config
         step = config.step_s
-        self._rates = _bootstrap(past, start_s, config, fits)
+        self._rates = bootstrap(past, start_s, config, fits)
         self._service = ServiceTime(max(2, math.ceil(SAMPLES_SPAN_S / step)), self._rates.capacity)
         self._forecaster = Forecaster(
             forecast_config(config),
