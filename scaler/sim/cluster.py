@@ -244,6 +244,24 @@ class Cluster:
         """Nodes starting or ready (0 without nodes)."""
         return self._nodes_ready + len(self._nodes_starting)
 
+    @property
+    def settled_ticks(self) -> int:
+        """Ticks, from the first, whose records are final: each one's requests all started or were
+        dropped, and so was the first request of the tick after it (its far edge)."""
+        queue = self._queue
+        if not queue:
+            return self._ticks_done - 1 if self._ticks_done else 0
+        arrived, _, started = queue[0]
+        # Only the oldest cohort can have started; its edge is then final, but not its drops.
+        return int(arrived) if started or not arrived else int(arrived) - 1
+
+    @property
+    def records(self) -> tuple[list[float], list[float], list[float], list[float]]:
+        """The per-tick lists `log` is made of, in place (read them, never write): offered, admitted
+        and dropped requests, and the edges' waits (one more); final below `settled_ticks` (edges: up
+        to it)."""
+        return self._offered, self._admitted, self._dropped, self._edge_wait
+
     def _startup_ticks(self) -> int:
         if not self._draws:
             config = self.config

@@ -42,6 +42,13 @@ class PipelineConfig:
       extrapolates a full window to its edges, which gives this); 0 with fewer than two scrapes.
     - Replica counts come from kube-state-metrics, which Prometheus scrapes too: each scrape shows
       the counts `replicas_lag_scrapes` scrapes earlier.
+    - The latency SLO (a trigger's `sloQuery`) as a recording rule like
+      `histogram_quantile(0.99, sum(rate(latency_bucket[1m]))) > bool slo` shows it, for the newest
+      minute whose requests have all finished: per arrival minute, the verdict that
+      `scaler.sim.outcomes.summarize` gives it after the run, shown from the first scrape after that
+      minute's last request (and the first of the minute after it) started or was dropped. With the
+      client timeout that is at most timeout + a tick + a scrape after the minute's end; without
+      one, as long as its requests wait.
     """
 
     scrape_interval_s: float = SCRAPE_INTERVAL_S
@@ -61,7 +68,9 @@ class PipelineConfig:
 
 
 class Signals(NamedTuple):
-    """The service's gauges at one instant, as a Prometheus scrape shows them (`PipelineConfig`)."""
+    """The service's gauges at one instant, as a Prometheus scrape shows them (`PipelineConfig`),
+    and the latency SLO's verdict as a recording rule like `histogram_quantile(...) > bool slo`
+    shows it, for the newest minute whose requests have all finished (`slo_violating`)."""
 
     at_s: float
     """Unix time of the scrape."""
@@ -78,6 +87,15 @@ class Signals(NamedTuple):
     current_replicas: int
     """Pods that exist, pending, starting or ready (`kube_deployment_status_replicas`), one scrape
     late; pods are created at once here, so this equals `desired_replicas`."""
+    slo_violating: float = math.nan
+    """1.0 if the newest arrival minute whose outcome is final violated the SLO (more than
+    1 - `slo_quantile` of its requests slower than `slo_s` or dropped, exactly as
+    `Outcome.slo_violation_minutes` counts it), 0.0 if it did not; NaN before any minute is final.
+    A minute is final once every request arriving in it, and the first one after it, started or was
+    dropped; its verdict shows from the next scrape on, until a newer minute is final."""
+    slo_minute_s: float = math.nan
+    """Unix time of that minute's start (a new value: a new verdict; a recording rule's sample
+    timestamp); NaN before any minute is final."""
 
 
 class Answer(Protocol):

@@ -9,11 +9,14 @@ are slower than `slo_s`, which is the same as its p99 (at slo_quantile 0.99) exc
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from scaler.sim.cluster import ClusterConfig, ClusterLog, FloatArray, IntArray
 
@@ -23,6 +26,9 @@ MIN_SPREAD_S = 1e-9
 # A latency within this of the SLO meets it: float noise must not decide a request that lands on it.
 SLO_GRACE_S = 1e-6
 _CHUNK_MINUTES = 2048
+# Two sums of the same (up to thousands of) non-negative floats, in any orders, differ by less than this share
+# (each is within (n - 1) x 2**-53 of the exact sum): far below the SLO's 1e-9 tolerance.
+_SUM_MARGIN = 1e-12
 
 
 class MinuteSeries(NamedTuple):
@@ -40,6 +46,8 @@ class MinuteSeries(NamedTuple):
     inf when more than 1 - slo_quantile of them were dropped."""
     over_slo: FloatArray
     """Fraction of the minute's arrivals slower than the SLO or dropped."""
+    violating: npt.NDArray[np.bool_]
+    """Whether the minute violates the SLO (those `Outcome.slo_violation_minutes` counts)."""
 
 
 class TickSeries(NamedTuple):
@@ -83,9 +91,11 @@ class Outcome:
 
 
 def _per_minute(values: FloatArray, per_minute: int) -> FloatArray:
-    padded = np.zeros(-(-values.size // per_minute) * per_minute)
-    padded[: values.size] = values
-    summed: FloatArray = padded.reshape(-1, per_minute).sum(axis=1)
+    if values.size % per_minute:
+        padded = np.zeros(-(-values.size // per_minute) * per_minute)
+        padded[: values.size] = values
+        values = padded
+    summed: FloatArray = values.reshape(-1, per_minute).sum(axis=1)
     return summed
 
 
@@ -115,20 +125,120 @@ def _wait_quantile(
     return np.where(reached.any(axis=1), result, np.inf)
 
 
+def max_wait_s(cluster: ClusterConfig) -> float:
+    """The longest wait in the queue that still meets the SLO (`SLO_GRACE_S` included)."""
+    return cluster.slo_s - cluster.service_time_s + SLO_GRACE_S
+
+
+class _Lateness(NamedTuple):
+    lo: FloatArray
+    """Per tick, the shorter of its two edge waits."""
+    hi: FloatArray
+    """Per tick, the longer, at least `MIN_SPREAD_S` above `lo`."""
+    late: FloatArray
+    """Per tick, requests slower than the SLO or dropped."""
+    offered_m: FloatArray
+    late_m: FloatArray
+    violating: npt.NDArray[np.bool_]
+
+
+def _lateness(
+    offered: FloatArray,
+    admitted: FloatArray,
+    dropped: FloatArray,
+    edge_wait_s: FloatArray,
+    per_minute: int,
+    cluster: ClusterConfig,
+) -> _Lateness:
+    """Each minute's late requests and verdict: the one computation behind both `summarize` (every
+    minute at once) and `MinuteJudge` (one final minute at a time)."""
+    lo = np.minimum(edge_wait_s[:-1], edge_wait_s[1:])
+    hi = np.maximum(np.maximum(edge_wait_s[:-1], edge_wait_s[1:]), lo + MIN_SPREAD_S)
+    late = admitted * _over(lo, hi, max_wait_s(cluster)) + dropped
+    offered_m = _per_minute(offered, per_minute)
+    late_m = _per_minute(late, per_minute)
+    allowed_m = (1 - cluster.slo_quantile) * offered_m
+    violating = (offered_m > 0) & (late_m > allowed_m * (1 + 1e-9))
+    return _Lateness(lo, hi, late, offered_m, late_m, violating)
+
+
+class MinuteJudge:
+    """Arrival minutes' SLO verdicts one at a time, during a run, as `summarize` gives them after it.
+
+    It reads the cluster's per-tick records in place (`Cluster.records`) and may judge a minute
+    once they are final for it (`Cluster.settled_ticks`). `_lateness` judges a minute unless bounds
+    on its late requests already decide it, as they do at nearly every minute, in a microsecond or
+    two instead of tens (a simulated day has 1440 minutes):
+
+    - a tick's late requests are its drops when both its edges, so all its requests, waited
+      within the SLO's wait (every tick so and no drop: the minute meets the SLO), at most its
+      drops plus its admitted requests otherwise;
+    - they are all its requests when both its edges waited past it, at least its drops otherwise;
+    - any order of summing a minute's non-negative ticks is within `_SUM_MARGIN` of any other, so a
+      bound beyond the allowance by more than that decides the verdict.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        per_minute: int,
+        records: tuple[list[float], list[float], list[float], list[float]],
+    ) -> None:
+        self._cluster = cluster
+        self._per_minute = per_minute
+        self._max_wait_s = max_wait_s(cluster)
+        allowed = (1 - cluster.slo_quantile) * (1 + 1e-9)
+        self._above = allowed * (1 + _SUM_MARGIN) / (1 - _SUM_MARGIN)
+        self._below = allowed * (1 - _SUM_MARGIN) / (1 + _SUM_MARGIN)
+        self._offered, self._admitted, self._dropped, self._edge_wait_s = records
+
+    def violating(self, minute: int) -> float:
+        """1.0 if arrival minute `minute` (from the run's start) violated the SLO, else 0.0."""
+        start = minute * self._per_minute
+        stop = start + self._per_minute
+        wait_s = self._max_wait_s
+        edges = self._edge_wait_s[start : stop + 1]
+        dropped = self._dropped[start:stop]
+        drops = sum(dropped)
+        if not drops and (not sum(edges) or max(edges) + MIN_SPREAD_S <= wait_s):
+            return 0.0
+        admitted = self._admitted[start:stop]
+        offered = sum(self._offered[start:stop])
+        # The admitted requests of the ticks all late (both edges past the wait), then of those
+        # with any late; element-wise in C (map, compress): a microsecond or two for a minute.
+        if min(edges) >= wait_s:
+            all_late = sum(admitted)
+        else:
+            past = map(operator.ge, map(min, edges, edges[1:]), repeat(wait_s))
+            all_late = sum(compress(admitted, past))
+        if drops + all_late > self._above * offered > 0:
+            return 1.0
+        spread = map(operator.add, map(max, edges, edges[1:]), repeat(MIN_SPREAD_S))
+        some_late = sum(compress(admitted, map(operator.gt, spread, repeat(wait_s))))
+        if drops + some_late <= self._below * offered:
+            return 0.0
+        # One array for the four lists: conversions cost as much as the arithmetic here.
+        ticks = self._per_minute
+        records = np.array(self._offered[start:stop] + admitted + dropped + edges, dtype=np.float64)
+        result = _lateness(
+            records[:ticks],
+            records[ticks : 2 * ticks],
+            records[2 * ticks : 3 * ticks],
+            records[3 * ticks :],
+            ticks,
+            self._cluster,
+        )
+        return 1.0 if result.violating[0] else 0.0
+
+
 def summarize(
     policy: str, log: ClusterLog, scale_events: int, cluster: ClusterConfig, *, start_s: float, tick_s: float
 ) -> Outcome:
     """The outcome of one run from its per-tick log."""
     per_minute = round(MINUTE_S / tick_s)
-    lo = np.minimum(log.edge_wait_s[:-1], log.edge_wait_s[1:])
-    hi = np.maximum(np.maximum(log.edge_wait_s[:-1], log.edge_wait_s[1:]), lo + MIN_SPREAD_S)
-    max_wait_s = cluster.slo_s - cluster.service_time_s + SLO_GRACE_S
-    late = log.admitted * _over(lo, hi, max_wait_s) + log.dropped
-    offered_m = _per_minute(log.offered, per_minute)
-    late_m = _per_minute(late, per_minute)
-    allowed_m = (1 - cluster.slo_quantile) * offered_m
-    violating = (offered_m > 0) & (late_m > allowed_m * (1 + 1e-9))
-
+    lo, hi, late, offered_m, late_m, violating = _lateness(
+        log.offered, log.admitted, log.dropped, log.edge_wait_s, per_minute, cluster
+    )
     minutes = offered_m.size
     shape = (minutes, per_minute)
     pad = minutes * per_minute - lo.size
@@ -173,6 +283,7 @@ def summarize(
             ready=_per_minute(log.ready.astype(np.float64), per_minute) / ticks_m,
             quantile_latency_s=np.where(offered_m > 0, wait_q + cluster.service_time_s, np.nan),
             over_slo=over_m,
+            violating=violating,
         ),
         ticks=TickSeries(
             at_s=at_tick,
