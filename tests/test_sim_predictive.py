@@ -238,9 +238,14 @@ def test_holt_winters_provisions_its_point_forecast_and_never_below_the_observed
 
 def test_without_a_past_predictive_answers_what_it_observes_until_it_has_a_day() -> None:
     _, window = window_after(diurnal(HISTORY_DAYS + 0.2), START_S + HISTORY_DAYS * DAY_S)
-    policy, _ = run_predictive(window, None, settings=dataclasses.replace(SETTINGS, refit_interval_s=3600.0))
+    hourly = dataclasses.replace(SETTINGS, refit_interval_s=3600.0)
+    policy, _ = run_predictive(window, None, settings=dataclasses.replace(hourly, pipeline="forecast"))
     assert {d.reason for d in policy.decisions} <= {"observed", "observed+tolerance"}
     assert sum(policy.fits.values()) == 5
+    # Choosing, it serves no_forecast's bound once that has an hour of scores, since no forecast has any.
+    chooser, _ = run_predictive(window, None, settings=hourly)
+    assert chooser.choice.chosen == "no_forecast" and "no_forecast" in chooser.choice.why
+    assert set(chooser.pipelines) == {"forecast", "no_forecast"}
 
 
 def test_the_frontier_keeps_the_best_at_each_cost() -> None:
