@@ -164,8 +164,9 @@ def test_settled_ticks_records_never_change_afterwards(
 
 
 def test_the_judge_gives_summarizes_verdict_at_every_kind_of_minute() -> None:
-    """Hand-made minutes around the SLO: none late, all late, drops, and ticks partly late near the
-    1 % allowance on both sides, where only the full computation decides."""
+    """Hand-made minutes around the SLO: none late, all late, drops, ticks partly late near the 1 %
+    allowance on both sides, and drops closer to it than float sums differ by (summarize's own
+    computation decides those)."""
     rng = np.random.default_rng(5)
     wait_s = max_wait_s(CLUSTER)
     minutes = 400
@@ -173,7 +174,7 @@ def test_the_judge_gives_summarizes_verdict_at_every_kind_of_minute() -> None:
     offered = rng.uniform(40, 60, ticks)
     dropped = np.zeros(ticks)
     edges = np.zeros(ticks + 1)
-    for minute, kind in enumerate(rng.integers(0, 5, minutes)):
+    for minute, kind in enumerate(rng.integers(0, 6, minutes)):
         first = minute * PER_MINUTE
         span = slice(first, first + PER_MINUTE)
         if kind == 1:  # every request late
@@ -185,6 +186,10 @@ def test_the_judge_gives_summarizes_verdict_at_every_kind_of_minute() -> None:
             dropped[span] = offered[span] * rng.uniform(0, 0.02) * (rng.random(PER_MINUTE) < 0.5) * 2
         elif kind == 4:  # waits around the SLO's
             edges[span] = rng.uniform(0, 2 * wait_s, PER_MINUTE)
+        elif kind == 5:  # drops a hair's breadth from the allowance: only the full sum decides
+            offered[span] = 100.0
+            allowed = (1 - CLUSTER.slo_quantile) * 100.0 * PER_MINUTE * (1 + 1e-9)
+            dropped[span] = allowed / PER_MINUTE * (1 + float(rng.choice([-1e-14, 0.0, 1e-14])))
     admitted = offered - dropped
     log = ClusterLog(
         offered=offered,

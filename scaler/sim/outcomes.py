@@ -13,7 +13,7 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import compress, repeat
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,8 @@ _CHUNK_MINUTES = 2048
 # Two sums of the same (up to thousands of) non-negative floats, in any orders, differ by less than this share
 # (each is within (n - 1) x 2**-53 of the exact sum): far below the SLO's 1e-9 tolerance.
 _SUM_MARGIN = 1e-12
+
+_Waits = TypeVar("_Waits", float, FloatArray)
 
 
 class MinuteSeries(NamedTuple):
@@ -99,10 +101,29 @@ def _per_minute(values: FloatArray, per_minute: int) -> FloatArray:
     return summed
 
 
-def _over(lo: FloatArray, hi: FloatArray, wait_s: FloatArray | float) -> FloatArray:
-    """Fraction of a cohort spread evenly on [lo, hi] (hi >= lo + MIN_SPREAD_S) waiting longer than wait_s."""
-    fraction: FloatArray = np.clip((hi - wait_s) / (hi - lo), 0.0, 1.0)
-    return fraction
+def _spread(near: _Waits, far: _Waits) -> tuple[_Waits, _Waits]:
+    """A cohort's waits [lo, hi] from its edges' (hi at least MIN_SPREAD_S above lo): element-wise
+    on arrays, or on one cohort's floats with the same float operations (the same results)."""
+    if isinstance(near, float) and isinstance(far, float):
+        shorter = min(near, far)
+        return shorter, max(max(near, far), shorter + MIN_SPREAD_S)
+    lo: _Waits = np.minimum(near, far)
+    return lo, np.maximum(np.maximum(near, far), lo + MIN_SPREAD_S)
+
+
+def _over(lo: _Waits, hi: _Waits, wait_s: _Waits | float) -> _Waits:
+    """Fraction of a cohort spread evenly on [lo, hi] (hi >= lo + MIN_SPREAD_S) waiting longer than
+    wait_s: on arrays, or on one cohort's floats with the same float operations."""
+    fraction = (hi - wait_s) / (hi - lo)
+    if isinstance(fraction, float):
+        return min(max(fraction, 0.0), 1.0)
+    clipped: _Waits = np.clip(fraction, 0.0, 1.0)
+    return clipped
+
+
+def _late(admitted: _Waits, dropped: _Waits, lo: _Waits, hi: _Waits, wait_s: float) -> _Waits:
+    """A tick's requests (or each tick's) slower than the SLO, whose wait may be `wait_s`, or dropped."""
+    return admitted * _over(lo, hi, wait_s) + dropped
 
 
 def _wait_quantile(
@@ -152,9 +173,8 @@ def _lateness(
 ) -> _Lateness:
     """Each minute's late requests and verdict: the one computation behind both `summarize` (every
     minute at once) and `MinuteJudge` (one final minute at a time)."""
-    lo = np.minimum(edge_wait_s[:-1], edge_wait_s[1:])
-    hi = np.maximum(np.maximum(edge_wait_s[:-1], edge_wait_s[1:]), lo + MIN_SPREAD_S)
-    late = admitted * _over(lo, hi, max_wait_s(cluster)) + dropped
+    lo, hi = _spread(edge_wait_s[:-1], edge_wait_s[1:])
+    late = _late(admitted, dropped, lo, hi, max_wait_s(cluster))
     offered_m = _per_minute(offered, per_minute)
     late_m = _per_minute(late, per_minute)
     allowed_m = (1 - cluster.slo_quantile) * offered_m
@@ -166,16 +186,15 @@ class MinuteJudge:
     """Arrival minutes' SLO verdicts one at a time, during a run, as `summarize` gives them after it.
 
     It reads the cluster's per-tick records in place (`Cluster.records`) and may judge a minute
-    once they are final for it (`Cluster.settled_ticks`). `_lateness` judges a minute unless bounds
-    on its late requests already decide it, as they do at nearly every minute, in a microsecond or
-    two instead of tens (a simulated day has 1440 minutes):
+    once they are final for it (`Cluster.settled_ticks`). A minute costs a microsecond or a few,
+    not `_lateness`'s tens (a simulated day has 1440), from what decides it:
 
     - a tick's late requests are its drops when both its edges, so all its requests, waited
-      within the SLO's wait (every tick so and no drop: the minute meets the SLO), at most its
-      drops plus its admitted requests otherwise;
-    - they are all its requests when both its edges waited past it, at least its drops otherwise;
+      within the SLO's wait, and all its requests when both waited past it; only the ticks with an
+      edge on either side need `_late` (the same float operations as `_lateness`, tick by tick);
     - any order of summing a minute's non-negative ticks is within `_SUM_MARGIN` of any other, so a
-      bound beyond the allowance by more than that decides the verdict.
+      sum beyond the allowance by more than that decides the verdict as `_lateness`'s sum would;
+      a minute within it (none in practice) goes to `_lateness` itself.
     """
 
     def __init__(
@@ -204,18 +223,23 @@ class MinuteJudge:
             return 0.0
         admitted = self._admitted[start:stop]
         offered = sum(self._offered[start:stop])
-        # The admitted requests of the ticks all late (both edges past the wait), then of those
-        # with any late; element-wise in C (map, compress): a microsecond or two for a minute.
-        if min(edges) >= wait_s:
-            all_late = sum(admitted)
-        else:
-            past = map(operator.ge, map(min, edges, edges[1:]), repeat(wait_s))
-            all_late = sum(compress(admitted, past))
-        if drops + all_late > self._above * offered > 0:
+        above, below = self._above * offered, self._below * offered
+        # Per tick, in C (map): both edges past the wait (all late), either past it (maybe some).
+        far = edges[1:]
+        late = drops + sum(compress(admitted, map(operator.ge, map(min, edges, far), repeat(wait_s))))
+        if late > above > 0:
             return 1.0
-        spread = map(operator.add, map(max, edges, edges[1:]), repeat(MIN_SPREAD_S))
-        some_late = sum(compress(admitted, map(operator.gt, spread, repeat(wait_s))))
-        if drops + some_late <= self._below * offered:
+        reach = map(operator.add, map(max, edges, far), repeat(MIN_SPREAD_S))
+        if drops + sum(compress(admitted, map(operator.gt, reach, repeat(wait_s)))) <= below:
+            return 0.0
+        # The ticks partly late, as `_lateness` counts them (their drops are in `drops`).
+        for tick, (near_s, far_s) in enumerate(zip(edges, far, strict=False)):
+            lo, hi = _spread(near_s, far_s)
+            if lo < wait_s < hi:
+                late += _late(admitted[tick], 0.0, lo, hi, wait_s)
+        if late > above > 0:
+            return 1.0
+        if late <= below:
             return 0.0
         # One array for the four lists: conversions cost as much as the arithmetic here.
         ticks = self._per_minute
