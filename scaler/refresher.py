@@ -4,8 +4,8 @@ The gRPC handlers never read a source: they read `Refresher.current()`, which is
 iteration samples the signal, appends it to the target's history, and replaces the cached decision.
 A failed read keeps the previous decision (it ages, and `current()` refuses it once it is older
 than max age) and records the error, which is what KEDA sees when no fresh value is left. The
-replicas (`replicasQuery`) only refine a value: when they cannot be read, the decision is made
-without them (not raised past the HPA's tolerance) and the error is logged.
+side queries (`scaler.side_queries`: replicas, ready replicas, the SLO's violating share) only refine
+a value: when one cannot be read, the decision is made without it and the error is logged.
 """
 
 from __future__ import annotations
@@ -26,20 +26,13 @@ from scaler.leadtime import SAMPLES_SPAN_S
 from scaler.policy import Decision, decide
 from scaler.predictor import Bound, Predictor
 from scaler.readiness import ReadinessTracker, lead_time_used
+from scaler.side_queries import SideQueries
 from scaler.sources.base import Source
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
 
 logger = logging.getLogger(__name__)
-
-_COUNTS = {
-    "replicasQuery": ("the replicas", "values are not raised past the HPA's tolerance"),
-    "readyQuery": ("the ready replicas", "start-ups are not timed meanwhile"),
-    "sloQuery": ("the SLO's violating share", "the margin holds still meanwhile"),
-}
-"""The replica counts a trigger reads: what each is, and what the trigger goes without while it
-cannot be read."""
 
 
 class TargetKey(NamedTuple):
@@ -87,11 +80,6 @@ class Refresher:
         self.config = config
         self.source = source
         self.rate_source = rate_source
-        self.replicas_source = replicas_source
-        self.ready_source = ready_source
-        self.slo_source = slo_source
-        self._count_errors: dict[str, str] = {}
-        """The last error reading `replicasQuery` / `readyQuery` / `sloQuery`, by key, while they fail."""
         self.readiness: ReadinessTracker | None = None
         self._lead_s: float | None = None
         """The measured lead time (`leadTime: auto`) used now; None: the configured one."""
@@ -113,6 +101,11 @@ class Refresher:
         # Created when a stream first waits: without streams a step allocates no event.
         self._refreshed: asyncio.Event | None = None
         self._log = _TargetLog(logger, {"target": str(key)})
+        self.side = SideQueries(
+            {"replicasQuery": replicas_source, "readyQuery": ready_source, "sloQuery": slo_source},
+            telemetry,
+            self._log,
+        )
         self.predictor: Predictor | None = None
         self._bound_reason = ""
         self._logged_pipeline = "forecast"
@@ -180,9 +173,9 @@ class Refresher:
             "model": (self.predictor.model or None) if self.predictor else None,
             "forecast": bound.reason if bound else None,
             "last_error": str(self._error) if self._error is not None else None,
-            "replicas_error": self._count_errors.get("replicasQuery"),
-            "ready_error": self._count_errors.get("readyQuery"),
-            "slo_error": self._count_errors.get("sloQuery"),
+            "replicas_error": self.side.errors.get("replicasQuery"),
+            "ready_error": self.side.errors.get("readyQuery"),
+            "slo_error": self.side.errors.get("sloQuery"),
             "served_bound": self._describe_served(),
             "lead_time": self._describe_lead(),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
@@ -226,13 +219,13 @@ class Refresher:
         self.history.append(sample.at_s, sample.value)
         if rate is not None and self.rate_history is not None:
             self.rate_history.append(rate.at_s, rate.value)
-        replicas = await self._count(self.replicas_source, "replicasQuery")
-        if self.slo_source is not None and self.predictor is not None and self.predictor.slo is not None:
-            share = await self._side_value(self.slo_source, "sloQuery")
+        replicas = await self.side.count("replicasQuery")
+        if self.predictor is not None and self.predictor.slo is not None and self.side.has("sloQuery"):
+            share = await self.side.value("sloQuery")
             if share is not None:
                 self.predictor.slo.observe(share)
         if self.readiness is not None:
-            ready = await self._count(self.ready_source, "readyQuery")
+            ready = await self.side.count("readyQuery")
             self._measure_lead(sample.at_s, self.readiness, replicas, ready)
         self._record(
             self._decide(sample.at_s, sample.value, rate.value if rate is not None else None, replicas)
@@ -244,34 +237,6 @@ class Refresher:
             self._log.warning("reading the signal failed: %s", exc)
         self._error = exc
         self._wake()
-
-    async def _count(self, source: Source | None, key: str) -> int | None:
-        """A replica count (`replicasQuery`, `readyQuery`); None when unset or unreadable."""
-        value = None if source is None else await self._side_value(source, key)
-        return None if value is None else round(value)
-
-    async def _side_value(self, source: Source, key: str) -> float | None:
-        """The value of a side query (`_COUNTS`' keys), finite; None when unreadable or, for `sloQuery`,
-        not a share."""
-        try:
-            sample = await source.sample()
-            if key == "sloQuery" and not 0.0 <= sample.value <= 1.0:
-                raise QueryShapeError(f"`sloQuery` returned {sample.value:g}; it must be a share in [0, 1]")
-        except (SourceError, QueryShapeError) as exc:
-            counter = {
-                "replicasQuery": self._telemetry.replicas_errors,
-                "readyQuery": self._telemetry.ready_errors,
-                "sloQuery": self._telemetry.slo_errors,
-            }[key]
-            counter.labels(type(exc).__name__).inc()
-            what, without = _COUNTS[key]
-            if self._count_errors.get(key) != str(exc):
-                self._log.warning("reading %s (`%s`) failed; %s: %s", what, key, without, exc)
-                self._count_errors[key] = str(exc)
-            return None
-        if self._count_errors.pop(key, None) is not None:
-            self._log.info("reading %s works again", _COUNTS[key][0])
-        return sample.value  # finite: the source refuses null values for these queries
 
     def _measure_lead(
         self, at_s: float, readiness: ReadinessTracker, replicas: int | None, ready: int | None
@@ -414,12 +379,7 @@ class Refresher:
         await self.source.aclose()
         if self.rate_source is not None:
             await self.rate_source.aclose()
-        if self.replicas_source is not None:
-            await self.replicas_source.aclose()
-        if self.ready_source is not None:
-            await self.ready_source.aclose()
-        if self.slo_source is not None:
-            await self.slo_source.aclose()
+        await self.side.aclose()
 
     async def run(self) -> None:
         """Refresh every step, aligned to the target's phase within the step, until cancelled."""
