@@ -140,13 +140,14 @@ def test_settled_ticks_records_never_change_afterwards(
     ticks = 400
     arrivals = rng.uniform(0, 120, ticks) * (np.arange(ticks) % 100 < 60)
     cluster = Cluster(config, TICK_S, ticks, 2, seed=1)
-    snapshots = []
+    snapshots, calm = [], []
     for tick in range(ticks):
         if tick % 40 == 0:  # stalls at zero replicas, scale-ups that start later
             cluster.scale(tick, int(rng.integers(0, 6)))
         cluster.step(tick, float(arrivals[tick]))
         settled = cluster.settled_ticks
         offered, admitted, dropped, edges = cluster.records
+        calm.append((cluster.calm_from, tick))
         snapshots.append(
             (settled, offered[:settled], admitted[:settled], dropped[:settled], edges[: settled + 1])
         )
@@ -161,6 +162,10 @@ def test_settled_ticks_records_never_change_afterwards(
         assert dropped == log.dropped[:settled].tolist()
         assert edges == log.edge_wait_s[: settled + 1].tolist()
     assert log.dropped.sum() > 0 if timeout_s is not None else log.dropped.sum() == 0
+    # From `calm_from` on, up to the tick just stepped, nobody waited and nothing was dropped.
+    for calm_from, tick in calm:
+        assert not log.edge_wait_s[calm_from : tick + 1].any() and not log.dropped[calm_from : tick + 1].any()
+    assert sum(calm_from <= tick for calm_from, tick in calm) > ticks / 4
 
 
 def test_the_judge_gives_summarizes_verdict_at_every_kind_of_minute() -> None:

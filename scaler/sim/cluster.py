@@ -203,6 +203,9 @@ class Cluster:
         self.running = 0.0
         self.offered_total = 0.0
         """Requests arrived so far (the `requests_total` counter a scrape reads)."""
+        self.calm_from = 0
+        """From this tick on, every request started as it arrived (each edge waited 0) and none was
+        dropped: two ticks after the last that ended with requests queued or turned away."""
         self._rng = np.random.default_rng(seed)
         self._draws: list[int] = []
         self._starting: list[int] = []  # tick at which each starting replica is ready, oldest first
@@ -342,6 +345,7 @@ class Cluster:
         if left > EPS:
             limit = self._queue_limit(ready)
             if left > limit:
+                self.calm_from = tick + 2
                 dropped = min(arrivals, left - limit)
                 admitted = arrivals - dropped
         if queue or admitted > 0 or mu == 0:
@@ -364,7 +368,11 @@ class Cluster:
             if cohort[1] > EPS:
                 break
             queue.popleft()
-        self.waiting = max(0.0, self.waiting - served) if queue else 0.0
+        if queue:
+            self.waiting = max(0.0, self.waiting - served)
+            self.calm_from = tick + 2
+        else:
+            self.waiting = 0.0
         self.running = served / dt * self.config.service_time_s
         self.offered_total += arrivals
         self._record(tick, arrivals, admitted, dropped)

@@ -211,9 +211,13 @@ class MinuteJudge:
         self._below = allowed * (1 - _SUM_MARGIN) / (1 + _SUM_MARGIN)
         self._offered, self._admitted, self._dropped, self._edge_wait_s = records
 
-    def violating(self, minute: int) -> float:
-        """1.0 if arrival minute `minute` (from the run's start) violated the SLO, else 0.0."""
+    def violating(self, minute: int, calm_from: int | None = None) -> float:
+        """1.0 if arrival minute `minute` (from the run's start) violated the SLO, else 0.0;
+        `calm_from` is the cluster's `Cluster.calm_from`, if known: a minute from it on waited for
+        nothing, so it meets the SLO (most minutes of a run, judged at no cost)."""
         start = minute * self._per_minute
+        if calm_from is not None and start >= calm_from:
+            return 0.0
         stop = start + self._per_minute
         wait_s = self._max_wait_s
         edges = self._edge_wait_s[start : stop + 1]

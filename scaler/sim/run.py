@@ -85,18 +85,17 @@ class _Scraper:
         self._slo_next = 0
         self._slo_due = self._per_minute + 1
 
-    def _judge_newest(self, cluster: Cluster) -> None:
-        per_minute = self._per_minute
-        minute = cluster.settled_ticks // per_minute - 1
-        if minute >= self._slo_next:
-            self._slo = (self._judge.violating(minute), self._start_s + minute * MINUTE_S)
-            self._slo_next = minute + 1
-            self._slo_due = (minute + 2) * per_minute + 1
+    def _judge_newest(self, minute: int, cluster: Cluster) -> None:
+        self._slo = (self._judge.violating(minute, cluster.calm_from), self._start_s + minute * MINUTE_S)
+        self._slo_next = minute + 1
+        self._slo_due = (minute + 2) * self._per_minute + 1
 
     def scrape(self, at_s: float, ticks: int, cluster: Cluster) -> Signals:
         """What Prometheus shows at `at_s`, after the cluster's first `ticks` ticks."""
         if ticks >= self._slo_due:
-            self._judge_newest(cluster)
+            newest = cluster.settled_ticks // self._per_minute - 1
+            if newest >= self._slo_next:
+                self._judge_newest(newest, cluster)
         slo_violating, slo_minute_s = self._slo
         counter = self._counter
         counter.append((at_s, cluster.offered_total))
