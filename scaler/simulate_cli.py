@@ -36,13 +36,11 @@ from scaler.sim.compare import (
     compare,
     demand_at_step,
     rescaled,
-    settings_json,
     split,
-    table,
-    to_json,
 )
 from scaler.sim.plot import comparison_figure
 from scaler.sim.predictive import PredictiveSettings
+from scaler.sim.readings import settings_json, table, to_json
 from scaler.sources.prometheus import read_history
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import DEFAULT_LEAD_S, parse_trigger

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from scaler.sim import ClusterConfig
-from scaler.sim.compare import FLOORS, POLICIES, Setup, compare, to_json
+from scaler.sim.compare import FLOORS, POLICIES, Setup, compare
 from scaler.sim.predictive import PredictiveSettings
+from scaler.sim.readings import to_json
 from scaler.traces import Trace
 
 DAY_S = 86400.0

@@ -13,12 +13,14 @@ Modules, one concept each:
 - `policies`    reactive, fixed buffer, oracle
 - `baselines`   reactive on rate, no_forecast, Crane DSP, AWS-style
 - `predictive`, `holt_winters`  prescaler's predictive mode; the Holt-Winters anchor
+- `samples`     what the simulated predictor keeps: past rates, bootstrap history, time in service
 - `demand`      a trace as demand: rescale, resample to the tick, sample arrivals
 - `outcomes`    GPU-hours, cost, SLO-violating minutes, series for plots (`Outcome`)
 - `run`         `simulate(trace, policies, cluster, scaling, seed=...)`
 - `sweep`       a policy's frontier over its knob; GPU-hours at an SLO budget
 - `shared`      what the runs of a sweep share (`FitCache`: fits, bounds, paths)
 - `compare`     every policy on one window, swept, read at equal SLO
+- `readings`    a comparison's equal-SLO ratios, its JSON and table
 
 Example::
 
