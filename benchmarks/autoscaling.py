@@ -47,9 +47,9 @@ from scaler.sim import ClusterConfig
 from scaler.sim.compare import FLOORS, Setup, compare, demand_at_step, rescaled
 from scaler.sim.compare import POLICIES as ALL_POLICIES
 from scaler.sim.interface import Scenario
-from scaler.sim.predictive import PredictiveSettings
 from scaler.sim.readings import settings_json, to_json
 from scaler.sim.shared import FitCache
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace, load_trace
 
 ROOT = Path(__file__).resolve().parents[1]

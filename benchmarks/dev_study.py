@@ -26,8 +26,8 @@ from typing import Any
 
 from benchmarks import autoscaling
 from scaler.sim.compare import Setup
-from scaler.sim.predictive import PredictiveSettings
 from scaler.sim.shared import FitCache
+from scaler.sim.trigger_settings import PredictiveSettings
 
 POLICIES = ("reactive", "reactive_60s", "reactive_rate", "no_forecast", "predictive")
 FIELDS = {f.name: f.type for f in dataclasses.fields(PredictiveSettings)}
@@ -55,18 +55,46 @@ def _one(args: tuple[autoscaling.Job, dict[str, Any], str, float, str, dict[str,
 
     def configure(setup: Setup) -> Setup:
         settings = dataclasses.replace(setup.settings, **changes)
+        if settings.error_budget is not None:
+            # Controlled to a budget, predictive has no knob to sweep: its one run is the reading,
+            # judged against the same windows' equal-SLO readings of another variant.
+            return dataclasses.replace(setup, policies=("predictive",), settings=settings, sweep=False)
         return dataclasses.replace(setup, policies=POLICIES, settings=settings)
 
     out = autoscaling.run_job(job, spec, Path(data), peak, FitCache({}), configure=configure)
     out["variant"] = name
+    out["meta_budget"] = changes.get("error_budget")
     return out
 
 
-def report(results: list[dict[str, Any]], names: list[str], startups: list[float]) -> None:
+def budget_report(rows: list[dict[str, Any]], budget: float, against: dict[str, dict[str, Any]]) -> None:
+    """A budget-controlled variant: each window's violating share of minutes over the budget, and its
+    GPU-hours over predictive's equal-SLO reading at that budget in `against` (another run)."""
+    print(f"  budget {budget:g}: window, violating share / budget, GPU-hours / predictive at equal SLO")
+    for r in rows:
+        details = r["policies"]["predictive"]
+        minutes = r["days"] * 1440
+        share = details["slo_violation_minutes"] / minutes / budget
+        base = against.get(r["key"])
+        reading = None
+        if base is not None:
+            cell = next(e for e in base["equal_slo"] if abs(e["budget_share_of_minutes"] - budget) < 1e-12)
+            reading = cell["gpu_hours"]["predictive"]
+        ratio = "-" if reading is None else f"{details['gpu_hours'] / reading:.3f}"
+        print(f"    {r['key']:32s} {share:6.2f}  {ratio}")
+
+
+def report(
+    results: list[dict[str, Any]], names: list[str], startups: list[float], against: dict[str, dict[str, Any]]
+) -> None:
     for startup in startups:
         for name in names:
             rows = [r for r in results if r["variant"] == name and r["job"]["startup_s"] == startup]
             print(f"\nstart-up {startup:g} s, variant {name}")
+            budget = rows[0]["meta_budget"] if rows and rows[0].get("meta_budget") else None
+            if budget is not None:
+                budget_report(rows, budget, against)
+                continue
             for policy in ("predictive", "no_forecast"):
                 details = [r["policies"][policy] for r in rows]
                 cover = [d.get("forecasting", {}).get("bound_coverage") for d in details]
@@ -96,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startups", default="180,600")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--against", type=Path, help="an earlier --out whose equal-SLO readings budget variants are judged by"
+    )
     args = parser.parse_args(argv)
     windows = autoscaling.protocol()
     peak = float(windows["protocol"]["peak_replicas"])
@@ -117,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     args.out.write_text(json.dumps(results))
-    report(results, [n for n, _ in args.variant], startups)
+    against = {}
+    if args.against is not None:
+        against = {r["key"]: r for r in json.loads(args.against.read_text())}
+    report(results, [n for n, _ in args.variant], startups, against)
     return 0
 
 

@@ -39,8 +39,8 @@ from scaler.sim.compare import (
     split,
 )
 from scaler.sim.plot import comparison_figure
-from scaler.sim.predictive import PredictiveSettings
 from scaler.sim.readings import settings_json, table, to_json
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.sources.prometheus import read_history
 from scaler.traces import Trace, TraceError, load_trace
 from scaler.trigger import DEFAULT_LEAD_S, parse_trigger

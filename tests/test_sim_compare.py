@@ -10,8 +10,8 @@ import pytest
 
 from scaler.sim import ClusterConfig
 from scaler.sim.compare import FLOORS, POLICIES, Setup, compare
-from scaler.sim.predictive import PredictiveSettings
 from scaler.sim.readings import to_json
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
 
 DAY_S = 86400.0

@@ -19,7 +19,7 @@ from scaler.sim import (
     run_policy,
 )
 from scaler.sim.cluster import Cluster
-from scaler.sim.predictive import PredictiveSettings
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
 
 # One replica: 10 slots x 1 s per request = 10 requests/s, 50 per 5-s tick.

@@ -13,15 +13,11 @@ from scaler.errors import ConfigError
 from scaler.sim import ClusterConfig, Outcome, ScalingConfig, Scenario, prepare, run_policy
 from scaler.sim.compare import Comparison, Setup, compare
 from scaler.sim.holt_winters import HoltWintersPolicy, holt_winters
-from scaler.sim.predictive import (
-    FitCache,
-    Predictive,
-    PredictiveSettings,
-    predictive,
-    trigger_config,
-)
+from scaler.sim.predictive import Predictive, predictive
 from scaler.sim.samples import past_rates
+from scaler.sim.shared import FitCache
 from scaler.sim.sweep import SweepPoint, frontier
+from scaler.sim.trigger_settings import PredictiveSettings, trigger_config
 from scaler.traces import Trace
 
 DAY_S = 86400.0
@@ -256,3 +252,22 @@ def test_the_frontier_keeps_the_best_at_each_cost() -> None:
         SweepPoint("target", 4.0, 20.0, 5),
     ]
     assert [p.value for p in frontier(sweep)] == [8.0, 6.0]
+
+
+def test_an_error_budget_moves_the_margin_with_the_violating_minutes_the_policy_reads() -> None:
+    """With `errorBudget` the policy reads `Signals.slo_violating` as `sloQuery`: run hot (a threshold
+    of twice a replica's slots), it violates far more than the budget and the factor rises; the
+    coverage correction is off; the same trigger without a budget leaves it at 1."""
+    past, window = window_after(diurnal(HISTORY_DAYS + 1), START_S + HISTORY_DAYS * DAY_S)
+    hot = dataclasses.replace(SETTINGS, threshold=16.0)
+    budgeted, spent = run_predictive(window, past, settings=dataclasses.replace(hot, error_budget=0.01))
+    assert budgeted.config.error_budget == 0.01 and budgeted.config.slo_query is not None
+    assert budgeted.slo is not None and budgeted.slo.reads > 0.9 * len(budgeted.decisions)
+    assert budgeted.slo.share == pytest.approx(
+        spent.slo_violation_minutes / (spent.minutes.at_s.size), abs=0.02
+    )
+    assert budgeted.slo.factor > 1.5
+    assert budgeted.calibration.scale == 1.0
+    plain, unspent = run_predictive(window, past, settings=hot)
+    assert plain.slo is None
+    assert spent.slo_violation_minutes < unspent.slo_violation_minutes / 2

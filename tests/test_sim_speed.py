@@ -21,9 +21,10 @@ from scaler.policy import Decision
 from scaler.sim import ClusterConfig, ScalingConfig, Scenario, prepare, run_policy
 from scaler.sim.autoscaler import Autoscaler, hpa_desired
 from scaler.sim.holt_winters import holt_winters
-from scaler.sim.predictive import Predictive, PredictiveSettings, predictive
+from scaler.sim.predictive import Predictive, predictive
 from scaler.sim.samples import ServiceTime
 from scaler.sim.shared import FitCache
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
 
 STEP_S = 15.0

@@ -13,6 +13,7 @@ Modules, one concept each:
 - `policies`    reactive, fixed buffer, oracle
 - `baselines`   reactive on rate, no_forecast, Crane DSP, AWS-style
 - `predictive`, `holt_winters`  prescaler's predictive mode; the Holt-Winters anchor
+- `trigger_settings`  the trigger a simulated user writes (`PredictiveSettings`, `trigger_config`)
 - `samples`     what the simulated predictor keeps: past rates, bootstrap history, time in service
 - `demand`      a trace as demand: rescale, resample to the tick, sample arrivals
 - `outcomes`    GPU-hours, cost, SLO-violating minutes, series for plots (`Outcome`)

@@ -28,11 +28,12 @@ from scaler.sim.holt_winters import holt_winters
 from scaler.sim.interface import PipelineConfig, PolicyFactory, Scenario
 from scaler.sim.outcomes import Outcome, against_reference
 from scaler.sim.policies import fixed_buffer, oracle, reactive
-from scaler.sim.predictive import Predictive, PredictiveSettings, predictive
+from scaler.sim.predictive import Predictive, predictive
 from scaler.sim.run import prepare, run_policy
 from scaler.sim.samples import past_rates
 from scaler.sim.shared import FitCache
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget, knob_ranges
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace, TraceError, regrid
 
 POLICIES = (
@@ -361,6 +362,13 @@ def compare(
                 forecasting[name]["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
                 forecasting[name]["margin_scale"] = round(policy.calibration.scale, 4)
                 forecasting[name]["pipeline"] = policy.choice.chosen
+                if policy.slo is not None:
+                    share = policy.slo.share
+                    forecasting[name]["error_budget"] = {
+                        "budget": policy.slo.budget,
+                        "factor": round(policy.slo.factor, 4),
+                        "violating_share_read": round(share, 5) if math.isfinite(share) else None,
+                    }
                 steps = sum(policy.pipelines.values())
                 forecasting[name]["pipeline_share"] = {
                     k: round(v / steps, 4) for k, v in sorted(policy.pipelines.items())

@@ -26,8 +26,9 @@ from forecasting.models import ModelError, guarded
 from forecasting.prepare import prepare
 from scaler.leadtime import RETRY_S
 from scaler.sim.interface import PolicyFactory
-from scaler.sim.predictive import Predictive, PredictiveSettings
+from scaler.sim.predictive import Predictive
 from scaler.sim.shared import FitCache, FitKey
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
 from scaler.trigger import TriggerConfig
 

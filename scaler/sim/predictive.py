@@ -15,6 +15,9 @@ Only the clock and the data path differ from the live refresher:
   by Little's law (in flight = rate x time in service) with `serviceTime`, or with the time in
   service measured from the two signals (`scaler.leadtime.service_time_s`), plus the Poisson spread
   of requests in service (`scaler.leadtime.in_flight_bound`), as the live predictor does.
+- With `errorBudget`, `sloQuery` reads `Signals.slo_violating` (the newest minute whose requests have
+  all finished: 1 if it violated the SLO) every step, and the margin follows the budget
+  (`scaler.calibration.SloControl`), as the live refresher does.
 - With `replicasQuery`, each decision sees the Deployment's replicas at its sample and is raised
   past the HPA's tolerance when it needs more (`scaler.policy.past_tolerance`). The count is exact
   and current; live, kube-state-metrics' scrape can be a scrape interval behind a scale event.
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,7 @@ import numpy.typing as npt
 from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
-from scaler.calibration import GAIN, BoundCalibration
+from scaler.calibration import GAIN, SLO_GAIN, BoundCalibration, SloControl
 from scaler.choice import Parts, PipelineChoice
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -50,70 +52,14 @@ from scaler.leadtime import (
 )
 from scaler.policy import Decision, decide
 from scaler.readiness import ReadinessTracker, lead_time_used
-from scaler.sim.interface import PolicyFactory, Scenario, Signals
+from scaler.sim.interface import PolicyFactory, Signals
 from scaler.sim.samples import ServiceTime, bootstrap
 from scaler.sim.shared import FitCache, FitKey
+from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
-from scaler.trigger import HPA_TOLERANCE, TriggerConfig, parse_trigger
-from scaler.units import format_duration
-
-# The trigger's Prometheus fields must be set for `rateQuery` to be accepted; nothing is queried.
-SIMULATED_ADDRESS = "http://simulated.invalid"
-# The default threshold as a share of one replica's concurrency (see PredictiveSettings.threshold):
-# the full concurrency when the replicas are known, else 0.9 of it.
-THRESHOLD_SHARE, THRESHOLD_SHARE_BLIND = 1.0, 0.9
-# The query names the simulated trigger carries (nothing is queried).
-SIMULATED_QUERIES = {"query": "in_flight", "rateQuery": "arrival_rate", "replicasQuery": "replicas"}
+from scaler.trigger import TriggerConfig
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def trigger_config(
-    *,
-    threshold: float,
-    lead_time_s: float,
-    quantile: float = 0.9,
-    refit_interval_s: float = 3600.0,
-    history_s: float = 7 * DAY_S,
-    service_time_s: float | None = None,
-    step_s: float = 15.0,
-    seasonality: str = "daily,weekly",
-    activation_threshold: float = 0.0,
-    replicas_known: bool = True,
-    hpa_tolerance: float = HPA_TOLERANCE,
-    lead_time_auto: bool = False,
-    pipeline: str = "auto",
-) -> TriggerConfig:
-    """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
-    the scaler's own parser (so its validation applies); `service_time_s` None: measured;
-    `replicas_known`: with a `replicasQuery`, and `hpaTolerance` when not the HPA's default;
-    `lead_time_auto`: `leadTime: auto` with `readyQuery`, `lead_time_s` its `leadTimeFallback`."""
-    queries = dict(SIMULATED_QUERIES)
-    if not replicas_known:
-        del queries["replicasQuery"]
-    elif hpa_tolerance != HPA_TOLERANCE:
-        queries["hpaTolerance"] = repr(float(hpa_tolerance))
-    lead = {"leadTime": format_duration(lead_time_s)}
-    if lead_time_auto:
-        lead = {"leadTime": "auto", "leadTimeFallback": format_duration(lead_time_s), "readyQuery": "ready"}
-    metadata = {
-        "mode": "predictive",
-        "serverAddress": SIMULATED_ADDRESS,
-        **queries,
-        "threshold": repr(float(threshold)),
-        "activationThreshold": repr(float(activation_threshold)),
-        "step": format_duration(step_s),
-        "timeout": format_duration(min(3.0, step_s / 2)),
-        **lead,
-        "quantile": repr(float(quantile)),
-        "refitInterval": format_duration(refit_interval_s),
-        "history": format_duration(history_s),
-        "seasonality": seasonality,
-        "pipeline": pipeline,
-    }
-    if service_time_s is not None:
-        metadata["serviceTime"] = format_duration(service_time_s)
-    return parse_trigger(metadata)
 
 
 def _parts(lead: LeadBound, scale: float) -> Parts | None:
@@ -132,6 +78,7 @@ class Predictive:
         start_s: float,
         fits: FitCache | None = None,
         calibration_gain: float = GAIN,
+        slo_gain: float = SLO_GAIN,
     ) -> None:
         if config.mode != "predictive" or config.rate_query is None:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
@@ -155,9 +102,16 @@ class Predictive:
         )
         """With `leadTime: auto`: the start-ups timed from the replicas asked for and ready."""
         self._lead_s = config.lead_time_s
+        day = max(1, round(DAY_S / step))
+        self.slo = None
+        """With `errorBudget`: the factor that brings the violating minutes to the budget, read from
+        `Signals.slo_violating` as `sloQuery` would."""
+        if config.error_budget is not None:
+            self.slo = SloControl(config.error_budget, window=day, gain=slo_gain)
+            calibration_gain = 0.0  # as served: one controller of the margin, not two
         self.choice = PipelineChoice(
             config.quantile,
-            window=max(1, round(DAY_S / step)),
+            window=day,
             pipeline=config.pipeline,
             gain=calibration_gain,
         )
@@ -183,6 +137,8 @@ class Predictive:
             return
         self._last_step = step
         self.choice.actual(signals.at_s, signals.in_flight)
+        if self.slo is not None:
+            self.slo.observe(signals.slo_violating)  # NaN before a minute is final: no read
         self._rates.append(signals.at_s, signals.arrival_rate)
         self._service.add(step, signals.in_flight, signals.arrival_rate)
         if self.readiness is not None:
@@ -259,7 +215,8 @@ class Predictive:
             latest = self._rates.latest()
             if math.isfinite(latest):
                 parts["no_forecast"] = _parts(flat_bound(max(0.0, latest), self.config.quantile), scale)
-        choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts)
+        factor = 1.0 if self.slo is None else self.slo.factor
+        choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts, factor)
         self.pipelines[choice.pipeline] += 1
         return choice.value
 
@@ -318,74 +275,6 @@ class Predictive:
         return sum(d.reason.startswith("forecast") for d in self.decisions) / len(self.decisions)
 
 
-@dataclass(frozen=True, slots=True)
-class PredictiveSettings:
-    """The trigger settings a user chooses for predictive mode; None takes the service's value."""
-
-    threshold: float | None = None
-    """`threshold`: in-flight requests per replica; None: one replica's concurrency with
-    `replicas_known`, else THRESHOLD_SHARE_BLIND of it, since the HPA ignores a ratio within 10 %
-    of 1 (its tolerance): at the full concurrency, a forecast up to 10 % above the replicas there
-    are would not add one."""
-
-    replicas_known: bool = True
-    """Set `replicasQuery`, so that values are raised past the HPA's tolerance when they need more
-    replicas (`scaler.policy.past_tolerance`)."""
-
-    lead_time_s: float | None = None
-    """`leadTime`; None: the start-up delay plus one KEDA polling interval. With `lead_time_auto`,
-    the `leadTimeFallback`."""
-
-    lead_time_auto: bool = False
-    """`leadTime: auto`: the lead time measured from the replicas asked for and ready, as the
-    Deployment's metrics show them (one scrape late), once 5 start-ups are timed."""
-
-    quantile: float = 0.9
-    """`quantile` of the forecast to provision for."""
-
-    refit_interval_s: float = 3600.0
-    """`refitInterval`, in simulated time."""
-
-    history_s: float = 7 * DAY_S
-    """`history` fitted at each refit."""
-
-    measure_service_time: bool = True
-    """Leave `serviceTime` unset, so that the time in service is measured (Little's law), as a user
-    who does not know it would; False sets it to the service's exact value."""
-
-    step_s: float = 15.0
-    """`step`: how often the signals are sampled and a decision is made."""
-
-    pipeline: str = "auto"
-    """`pipeline`: `auto` serves the cheapest of the forecast, no_forecast and reactive bounds at the
-    coverage asked for (`scaler.choice`); or the one named."""
-
-    calibration_gain: float = GAIN
-    """The served bound's correction gain (`scaler.calibration.GAIN`, as served); 0 serves the
-    forecast's own band, scored but never corrected."""
-
-    def trigger(self, scenario: Scenario) -> TriggerConfig:
-        """The parsed trigger for `scenario`'s service."""
-        cluster = scenario.cluster
-        lead_s = self.lead_time_s
-        if lead_s is None:
-            lead_s = cluster.startup_delay_s + scenario.scaling.polling_interval_s
-        share = THRESHOLD_SHARE if self.replicas_known else THRESHOLD_SHARE_BLIND
-        return trigger_config(
-            threshold=cluster.concurrency * share if self.threshold is None else self.threshold,
-            lead_time_s=lead_s,
-            quantile=self.quantile,
-            refit_interval_s=self.refit_interval_s,
-            history_s=self.history_s,
-            service_time_s=None if self.measure_service_time else cluster.service_time_s,
-            step_s=self.step_s,
-            replicas_known=self.replicas_known,
-            hpa_tolerance=scenario.scaling.tolerance,
-            lead_time_auto=self.lead_time_auto,
-            pipeline=self.pipeline,
-        )
-
-
 def predictive(
     past: Trace | None, settings: PredictiveSettings | None = None, *, fits: FitCache | None = None
 ) -> PolicyFactory:
@@ -399,4 +288,5 @@ def predictive(
         start_s=scenario.start_s,
         fits=fits,
         calibration_gain=chosen.calibration_gain,
+        slo_gain=chosen.slo_gain,
     )
