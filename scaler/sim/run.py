@@ -4,7 +4,8 @@ Within a tick starting at t: the HPA syncs (every `hpa_sync_s`), then KEDA polls
 `polling_interval_s`), both reading `policy.metric(t)` (unless the scaler is down: KEDA's
 `fallback`, see `scaler.sim.autoscaler`); the Deployment is rescaled; the cluster serves the tick's
 arrivals; at each scrape (every `scrape_interval_s`, `PipelineConfig`) the policy observes what
-Prometheus shows then. The first sync and poll come one period after the start.
+Prometheus shows then, the SLO's verdict of the newest arrival minute whose outcome is final
+included (`outcomes.MinuteJudge`). The first sync and poll come one period after the start.
 """
 
 from __future__ import annotations
