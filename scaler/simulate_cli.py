@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from forecasting.base import DAY_S
+from scaler import trigger_values
+from scaler.choice import PIPELINES
 from scaler.errors import ConfigError, QueryShapeError, SourceError
 from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRules
 from scaler.sim.autoscaler import SCALE_DOWN
@@ -77,6 +79,13 @@ def _positive(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"`{text}`: expected a number > 0")
     return value
+
+
+def _error_budget(text: str) -> float:
+    try:
+        return trigger_values.error_budget(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"`{text}`: {exc}") from None
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -337,6 +346,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="with --lead-time auto: predictive's `leadTimeFallback` (default 3m, the trigger's default)",
     )
     policy.add_argument(
+        "--pipeline",
+        choices=PIPELINES,
+        default="auto",
+        help="predictive's `pipeline`: auto (default) serves the cheapest, on the run's own scored traffic, of "
+        "the forecast's, no_forecast's and the observed value's bound; or the one named",
+    )
+    policy.add_argument(
+        "--error-budget",
+        type=_error_budget,
+        metavar="SHARE",
+        help="predictive's `errorBudget`, with an `sloQuery` on the simulated SLO (the newest finished "
+        "minute's verdict, as Prometheus would show it): its margin is controlled so that the share of "
+        "violating minutes follows SHARE, e.g. 0.01 (default: none, --quantile alone)",
+    )
+    policy.add_argument(
         "--refit-interval",
         type=_duration,
         default=3600.0,
@@ -435,6 +459,8 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
         history_s=args.history,
         measure_service_time=not args.service_time_known,
         replicas_known=not args.no_replicas_query,
+        pipeline=args.pipeline,
+        error_budget=args.error_budget,
     )
     pipeline = PipelineConfig(scrape_interval_s=args.scrape_interval, rate_window_s=args.rate_window)
     return Setup(

@@ -77,6 +77,7 @@ def swept(request: pytest.FixtureRequest) -> dict[str, object]:
         quantiles=(0.5,),
         threshold_shares=(0.7,),
         seed=2,
+        budget_runs=request.param == "diurnal",
     )
     return to_json(compare(past, window, setup), {})
 
@@ -106,3 +107,21 @@ def test_frontiers_are_monotone_in_gpu_hours(swept: dict[str, object]) -> None:
         assert hours == sorted(hours), name
         assert all(a > b for a, b in itertools.pairwise(minutes)), name
     assert max(len(details["frontier"]) for details in result["policies"].values()) >= 2
+
+
+def test_predictive_runs_once_under_each_budget_as_its_error_budget(swept: dict[str, object]) -> None:
+    result: dict[str, object] = swept
+    runs: list[dict[str, object]] = result["error_budget_runs"]  # type: ignore[assignment]
+    if "predictive" not in result["policies"]:  # type: ignore[operator]
+        assert runs == []
+        return
+    assert [run["budget_share_of_minutes"] for run in runs] == [0.001, 0.01]
+    for run in runs:
+        minutes = run["slo_violation_minutes"]
+        assert run["violating_share_of_minutes"] == pytest.approx(minutes / (result["days"] * 1440))  # type: ignore[operator]
+        controlled = run["forecasting"]["error_budget"]  # type: ignore[index]
+        assert controlled["budget"] == run["budget_share_of_minutes"]
+        ratio = run["vs_predictive_at_budget"]
+        assert ratio is None or ratio > 0
+    coverage = result["policies"]["predictive"]["forecasting"]["bound_coverage"]  # type: ignore[index]
+    assert 0.5 <= coverage <= 1.0  # calibrated towards the quantile (0.9) within the run

@@ -141,6 +141,8 @@ def test_every_mechanic_is_a_flag(flags: list[str], check: Callable[[Setup], boo
         pytest.param(["--scaler-outage", "1h"], "expected START+DURATION", id="outage"),
         pytest.param(["--sweep-quantiles", "0.2,0.9"], "quantiles in [0.5, 1)", id="quantiles"),
         pytest.param(["--sweep-points", "0"], "whole number >= 1", id="points"),
+        pytest.param(["--error-budget", "0"], "`0`: expected a share in (0, 0.5]", id="error-budget"),
+        pytest.param(["--pipeline", "best"], "invalid choice: 'best'", id="pipeline"),
     ],
 )
 def test_bad_flags_name_the_value_and_the_expectation(
@@ -325,3 +327,27 @@ def test_a_lead_time_out_of_range_is_refused_by_its_flag_before_anything_runs(
     assert simulate(["--trace", str(TAXI), *flags, "--json", "/dev/null"]) == 2
     err = capsys.readouterr().err
     assert message in err and "simulate: reactive" not in err
+
+
+def test_an_error_budget_controls_predictive_on_the_simulated_slo(tmp_path: Path) -> None:
+    """`--error-budget`: predictive's trigger gets `sloQuery` (the simulated SLO, through the metric
+    pipeline) and `errorBudget`; the JSON reports the factor it ended at and the share it read, which
+    is the run's share of violating minutes as they became final."""
+    out = tmp_path / "out.json"
+    code = simulate(
+        [
+            *("--trace", str(TAXI), "--history", "3d", "--days", "1", "--refit-interval", "6h"),
+            *("--policies", "predictive", "--threshold", "14", "--error-budget", "0.01"),
+            *("--pipeline", "forecast", "--json", str(out)),
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["predictive"]["error_budget"] == 0.01
+    assert result["settings"]["predictive"]["pipeline"] == "forecast"
+    predictive = result["policies"]["predictive"]
+    budget = predictive["forecasting"]["error_budget"]
+    assert budget["budget"] == 0.01 and budget["factor"] > 0
+    share = predictive["slo_violation_minutes"] / (result["days"] * 1440)
+    assert budget["violating_share_read"] == pytest.approx(share, abs=0.01)
+    assert predictive["forecasting"]["pipeline_share"] == {"forecast": 1.0}

@@ -96,6 +96,8 @@ class Setup:
     """Spans (start, end) in s from the window's start in which the scaler answers UNAVAILABLE."""
     budget_shares: tuple[float, ...] = BUDGET_SHARES
     """SLO budgets as shares of the simulated minutes."""
+    budget_runs: bool = False
+    """Also run predictive once per budget with that `errorBudget` (`sloQuery` on the simulated SLO)."""
     quantiles: tuple[float, ...] = QUANTILES
     """predictive's quantiles swept."""
     threshold_shares: tuple[float, ...] = THRESHOLD_SHARES
@@ -122,7 +124,9 @@ class Comparison(NamedTuple):
     budgets: list[tuple[float, float]]
     """(share of minutes, violating minutes per day) per budget."""
     forecasting: dict[str, dict[str, Any]]
-    """Per forecasting policy: its refits by model and the share of decisions the forecast set."""
+    """Per forecasting policy: `Predictive.summary`."""
+    budgeted: tuple[dict[str, Any], ...] = ()
+    """predictive under each budget as `errorBudget` (`Setup.budget_runs`), JSON-ready."""
 
     def frontier(self, name: str) -> list[SweepPoint]:
         """`name`'s frontier: over its sweep, or its one default run."""
@@ -317,6 +321,28 @@ def _run(
     return run_policy(chosen, name, policy), policy
 
 
+def _budgeted(scenario: Scenario, context: _Context) -> list[dict[str, Any]]:
+    """predictive once per SLO budget with that `errorBudget` (`Setup.budget_runs`): no knob to sweep."""
+    found = []
+    days = scenario.ticks * scenario.tick_s / DAY_S
+    for share in context.setup.budget_shares:
+        settings = dataclasses.replace(context.setup.settings, error_budget=share)
+        factory = predictive(context.past, settings, fits=context.fits)
+        outcome, policy = _run(scenario, f"predictive@budget {share:g}", factory, None)
+        assert isinstance(policy, Predictive)
+        found.append(
+            {
+                "budget_share_of_minutes": share,
+                "gpu_hours": outcome.gpu_hours,
+                "slo_violation_minutes": outcome.slo_violation_minutes,
+                "violating_share_of_minutes": outcome.slo_violation_minutes / (days * 1440),
+                "requests_over_slo_fraction": outcome.over_slo_fraction,
+                "forecasting": policy.summary(),
+            }
+        )
+    return found
+
+
 def compare(
     past: Trace | None,
     window: Trace,
@@ -356,25 +382,7 @@ def compare(
         outcome, policy = _run(scenario, name, factory, override)
         outcomes[name], defaults[name] = outcome, knob
         if isinstance(policy, Predictive) and name in ("predictive", "no_forecast", "holt_winters"):
-            forecasting[name] = {"fits": dict(policy.fits), "forecast_share": policy.forecast_share}
-            if name != "holt_winters":
-                coverage = policy.calibration.coverage
-                forecasting[name]["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
-                forecasting[name]["margin_scale"] = round(policy.calibration.scale, 4)
-                forecasting[name]["pipeline"] = policy.choice.chosen
-                if policy.slo is not None:
-                    share = policy.slo.share
-                    forecasting[name]["error_budget"] = {
-                        "budget": policy.slo.budget,
-                        "factor": round(policy.slo.factor, 4),
-                        "violating_share_read": round(share, 5) if math.isfinite(share) else None,
-                    }
-                steps = sum(policy.pipelines.values())
-                forecasting[name]["pipeline_share"] = {
-                    k: round(v / steps, 4) for k, v in sorted(policy.pipelines.items())
-                }
-            if policy.readiness is not None:
-                forecasting[name]["lead_time"] = policy.lead_time_json()
+            forecasting[name] = policy.summary(calibrated=name != "holt_winters")
         if setup.sweep and knob is not None:
             points = [SweepPoint(knob.name, knob.value, outcome.gpu_hours, outcome.slo_violation_minutes)]
             for swept in knob_grid(name, setup):
@@ -389,4 +397,7 @@ def compare(
         progress(f"{name}: {time.perf_counter() - started:.1f} s")
     days = scenario.ticks * scenario.tick_s / DAY_S
     budgets = [(share, budget_minutes_per_day(share)) for share in setup.budget_shares]
-    return Comparison(against_reference(outcomes, "oracle"), defaults, sweeps, days, budgets, forecasting)
+    budgeted = tuple(_budgeted(scenario, context)) if setup.budget_runs and "predictive" in names else ()
+    return Comparison(
+        against_reference(outcomes, "oracle"), defaults, sweeps, days, budgets, forecasting, budgeted
+    )

@@ -248,6 +248,29 @@ class Predictive:
             )
         return found
 
+    def summary(self, *, calibrated: bool = True) -> dict[str, Any]:
+        """What the run did, JSON-ready: refits by model, the share of decisions the forecast set and,
+        when the policy calibrates its bound, the bound's coverage, the pipelines served, the error
+        budget's factor, and the measured lead time."""
+        found: dict[str, Any] = {"fits": dict(self.fits), "forecast_share": self.forecast_share}
+        if calibrated:
+            coverage = self.calibration.coverage
+            found["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
+            found["margin_scale"] = round(self.calibration.scale, 4)
+            found["pipeline"] = self.choice.chosen
+            steps = sum(self.pipelines.values())
+            found["pipeline_share"] = {k: round(v / steps, 4) for k, v in sorted(self.pipelines.items())}
+            if self.slo is not None:
+                share = self.slo.share
+                found["error_budget"] = {
+                    "budget": self.slo.budget,
+                    "factor": round(self.slo.factor, 4),
+                    "violating_share_read": round(share, 5) if math.isfinite(share) else None,
+                }
+        if self.readiness is not None:
+            found["lead_time"] = self.lead_time_json()
+        return found
+
     def lead_time_json(self) -> dict[str, Any]:
         """With `leadTime: auto`: the lead time used at the end, and the start-ups it was measured
         from (NaN as null)."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scaler.sim.compare import FLOORS, Comparison, Setup, default_knob
+from scaler.sim.sweep import budget_minutes_per_day
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
@@ -83,6 +84,16 @@ def to_json(result: Comparison, about: Mapping[str, Any]) -> dict[str, Any]:
         "days": result.days,
         "policies": policies,
         "equal_slo": equal_slo(result),
+        "error_budget_runs": [
+            {
+                **run,
+                "vs_predictive_at_budget": _ratio(
+                    run["gpu_hours"],
+                    result.at_budget("predictive", budget_minutes_per_day(run["budget_share_of_minutes"])),
+                ),
+            }
+            for run in result.budgeted
+        ],
         "oracle_floor": {
             "lookahead": result.outcomes["oracle"].gpu_hours,
             "clairvoyant": result.outcomes["clairvoyant"].gpu_hours,
