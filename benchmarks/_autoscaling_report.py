@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._autoscaling_served import BUDGET_SLACK, COVERAGE_SLACK, budget_table, coverage_table
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, gpu_hours_at_budget
 
 BEGIN, END = "<!-- autoscaling:begin -->", "<!-- autoscaling:end -->"
@@ -337,6 +338,31 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
     parts += [floors, ""]
     for startup in startups:
         parts += [f"### {startup:g} s start-up", "", table(runs, startup, budgets), ""]
+    quantile = float(settings.get("predictive", {}).get("quantile", 0.9))
+    parts += [
+        "### The bound served: coverage and pipeline",
+        "",
+        "Predictive at its default knob (quantile "
+        f"{quantile:g}): the share of lead-time windows whose in-flight peak stayed within the bound served "
+        "at the window's start, over the run's last day, after the online correction (`scaler.calibration`), "
+        "median over windows of the per-window median over seeds (min-max) [windows within "
+        f"{COVERAGE_SLACK * 100:g} points of {quantile:g} / windows]; and the share of steps it served "
+        "no_forecast's or the observed value's bound instead of the forecast's (`pipeline: auto`, "
+        "`scaler.choice`).",
+        "",
+        coverage_table(runs, startups, quantile),
+        "",
+        "### Under an error budget (`sloQuery`, `errorBudget`)",
+        "",
+        "Predictive run once per budget with that `errorBudget` and an `sloQuery` on the simulated SLO (the "
+        "newest finished minute's verdict, through the same scrape): its violating minutes over the window as "
+        f"a share of the budget [windows within {BUDGET_SLACK * 100:g} % of it / windows], and its GPU-hours "
+        "over predictive's equal-SLO reading at that budget (the cheapest of its swept quantiles and "
+        "thresholds meeting the budget; [windows with a reading / windows]).",
+        "",
+        budget_table(runs, startups, budgets),
+        "",
+    ]
     lost = losses(runs, startups, budgets)
     parts += ["### Where predictive loses (test windows, median over seeds)", ""]
     parts += lost or ["- Nowhere among the finished jobs."]

@@ -174,6 +174,7 @@ def setup_for(startup_s: float, seed: int, peak: float) -> Setup:
         seed=seed,
         quantiles=QUANTILES,
         threshold_shares=THRESHOLD_SHARES,
+        budget_runs=True,
     )
 
 

@@ -37,7 +37,7 @@ GAIN = 0.01
 """Step of the log scale per scored window, chosen on the development windows (benchmarks/README.md)."""
 MIN_SCALE, MAX_SCALE = 0.05, 20.0
 """The correction's range: the margin is never cut below 1/20 of the band, nor raised past 20x."""
-SLO_GAIN = 0.01
+SLO_GAIN = 0.03
 """`SloControl`'s step of the log factor per read of the violating share, chosen on the development
 windows (benchmarks/README.md)."""
 MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
