@@ -115,6 +115,19 @@ def panels() -> list[Panel]:
                 (f'{quality}, score="mase"}}', "MASE {{name}} {{metric}}"),
             ],
         ),
+        timeseries(
+            "Served bound: pipeline and corrections",
+            "pipeline: 1 for the bound served (forecast, no_forecast or reactive; pipeline: auto serves "
+            "the cheapest on the target's own scored traffic at the coverage asked for). coverage scale: "
+            "the factor on the margin that brings bound coverage to the quantile. slo factor and "
+            "violating share, with sloQuery and errorBudget: the factor on the bound and the mean share "
+            "read over the last day (compare with errorBudget).",
+            [
+                (f"prescaler_pipeline{{{PER_TARGET}}} == 1", "serving {{kind}} {{name}} {{metric}}"),
+                (f"prescaler_margin_scale{{{PER_TARGET}}}", "{{kind}} scale {{name}} {{metric}}"),
+                (f"prescaler_slo_violating_share{{{PER_TARGET}}}", "violating share {{name}} {{metric}}"),
+            ],
+        ),
         row("Decisions, fits and fallbacks (all targets)"),
         timeseries(
             "Decision reasons",
