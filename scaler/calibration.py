@@ -29,9 +29,12 @@ controllers of the same margin would work against each other.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
-from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 GAIN = 0.01
 """Step of the log scale per scored window, chosen on the development windows (benchmarks/README.md)."""
@@ -44,17 +47,55 @@ MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
 """`SloControl`'s range: the served bound between a quarter and four times the quantile's."""
 
 
-@dataclass(slots=True)
-class _Pending:
-    due_s: float
-    served: float
-    peak: float
+class LeadWindows(Generic[T]):
+    """Lead-time windows waiting for their outcome: the peak of the values observed in (made, due].
+
+    A window made now holds the index of the next value observed; it is due at the first value
+    observed at or after its due time (that value included), and its peak is the largest value from
+    its index on, taken with one `max` over a slice at that time, not updated at every step. Windows
+    are kept in a heap by due time, so lead times that differ (`leadTime: auto`) cost nothing more.
+    Each window carries a `payload` (what was served)."""
+
+    def __init__(self) -> None:
+        self._values: list[float] = []
+        self._offset = 0
+        """Index of `_values[0]` among all values observed (older ones are dropped)."""
+        self._heap: list[tuple[float, int, int, T]] = []
+        self._made = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, due_s: float, payload: T) -> None:
+        heapq.heappush(self._heap, (due_s, self._made, self._offset + len(self._values), payload))
+        self._made += 1
+
+    def observe(self, at_s: float, value: float) -> list[tuple[float, T]]:
+        """Take the value observed at `at_s`; the (peak, payload) of every window now due, in due order."""
+        values, heap = self._values, self._heap
+        values.append(value)
+        done = []
+        while heap and heap[0][0] <= at_s:
+            _, _, index, payload = heapq.heappop(heap)
+            start = index - self._offset
+            done.append((max(values[start:]) if start < len(values) else -math.inf, payload))
+        if not heap:
+            self._offset += len(values)
+            values.clear()
+        elif len(values) > 64 and len(values) > 2 * len(heap):
+            oldest = min(entry[2] for entry in heap) - self._offset
+            if oldest > 0:
+                del values[:oldest]
+                self._offset += oldest
+        return done
 
 
 class BoundCalibration:
     """The served bound's correction and its coverage, over the last `window` scored windows.
 
-    `quantile` is the coverage aimed at; `gain` 0 scores without correcting (the scale stays 1)."""
+    `quantile` is the coverage aimed at; `gain` 0 scores without correcting (the scale stays 1).
+    `serve` and `actual` keep their own windows; `correct` and `score` let several calibrations share
+    one `LeadWindows` (`scaler.choice`)."""
 
     def __init__(self, quantile: float, *, window: int, gain: float = GAIN) -> None:
         if not 0.0 < quantile < 1.0:
@@ -65,7 +106,7 @@ class BoundCalibration:
         self._gain = gain
         self._log_scale = 0.0
         self._log_bounds = (math.log(MIN_SCALE), math.log(MAX_SCALE))
-        self._pending: deque[_Pending] = deque()
+        self._windows: LeadWindows[float] = LeadWindows()
         self._scores: deque[bool] = deque(maxlen=window)
         self._covered = 0
 
@@ -74,33 +115,25 @@ class BoundCalibration:
         """The factor the margin above the centre is served with (1 before any correction)."""
         return math.exp(self._log_scale)
 
+    def correct(self, centre: float, bound: float, factor: float = 1.0) -> float:
+        """The corrected bound, times `factor` (`SloControl`'s)."""
+        return (centre + self.scale * max(0.0, bound - centre)) * factor
+
     def serve(self, made_s: float, due_s: float, centre: float, bound: float, factor: float = 1.0) -> float:
-        """The corrected bound for the window (made_s, due_s], times `factor` (`SloControl`'s); it is
-        recorded to be scored."""
-        served = (centre + self.scale * max(0.0, bound - centre)) * factor
+        """The corrected bound for the window (made_s, due_s], recorded to be scored by `actual`."""
+        served = self.correct(centre, bound, factor)
         if math.isfinite(served):
-            self._pending.append(_Pending(due_s, served, -math.inf))
+            self._windows.add(due_s, served)
         return served
 
     def actual(self, at_s: float, value: float) -> None:
-        """Score the pending bounds with the in-flight value observed at `at_s`."""
-        if not math.isfinite(value):
-            return
-        pending = self._pending
-        for window in pending:
-            if value > window.peak:
-                window.peak = value
-        # Lead times may differ (`leadTime: auto`), so any pending window may be due.
-        if any(window.due_s <= at_s for window in pending):
-            kept: deque[_Pending] = deque()
-            for window in pending:
-                if window.due_s <= at_s:
-                    self._score(window.peak <= window.served)
-                else:
-                    kept.append(window)
-            self._pending = kept
+        """Score the windows `serve` recorded with the in-flight value observed at `at_s`."""
+        if math.isfinite(value):
+            for peak, served in self._windows.observe(at_s, value):
+                self.score(peak <= served)
 
-    def _score(self, covered: bool) -> None:
+    def score(self, covered: bool) -> None:
+        """One window's outcome: counted, and the scale moved towards the quantile."""
         scores = self._scores
         if len(scores) == scores.maxlen:
             self._covered -= int(scores[0])

@@ -26,11 +26,10 @@ coverage slack keep that from deciding on its own.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from scaler.calibration import GAIN, BoundCalibration
+from scaler.calibration import GAIN, BoundCalibration, LeadWindows
 
 CANDIDATES = ("forecast", "no_forecast", "reactive")
 PIPELINES = ("auto", *CANDIDATES)
@@ -53,12 +52,14 @@ class Parts(NamedTuple):
 @dataclass(slots=True)
 class _Candidate:
     calibration: BoundCalibration
-    pending: deque[tuple[float, float]]
-    """(due time, value it would have sent) of its steps not scored yet."""
     cost: float = math.nan
     """The mean value it would have sent over its scored steps: a running mean up to `window` of
     them, then exponentially weighted with that time constant (constant memory)."""
     scored: int = 0
+
+
+Served = tuple[tuple[float, float] | None, ...]
+"""Per candidate (in CANDIDATES' order): (its served bound, the value it would have sent), or None."""
 
 
 class Choice(NamedTuple):
@@ -73,16 +74,24 @@ class Choice(NamedTuple):
 class PipelineChoice:
     """The candidates' bounds, calibrated and scored side by side; `serve` returns the chosen one's."""
 
-    def __init__(self, quantile: float, *, window: int, pipeline: str = "auto", gain: float = GAIN) -> None:
+    def __init__(
+        self, quantile: float, *, window: int, pipeline: str = "auto", gain: float = GAIN, alone: bool = False
+    ) -> None:
+        """`alone`, with a named `pipeline`: compute and score only that one (the simulator's
+        no_forecast baseline, of which nobody asks what the others would have cost)."""
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline {pipeline!r}: expected one of {', '.join(PIPELINES)}")
+        self._alone = alone and pipeline != "auto"
         self.quantile = quantile
         self._fixed = None if pipeline == "auto" else pipeline
         self._window = window
         self._candidates = {
-            name: _Candidate(BoundCalibration(quantile, window=window, gain=gain), deque())
-            for name in CANDIDATES
+            name: _Candidate(BoundCalibration(quantile, window=window, gain=gain)) for name in CANDIDATES
         }
+        self._ordered = tuple(self._candidates.values())
+        self._scored = False
+        self._windows: LeadWindows[Served] = LeadWindows()
+        """Each step's lead-time window, shared by the candidates (they differ only in what they served)."""
         self.chosen = self._fixed or "forecast"
         self.why = (
             "fixed by `pipeline`" if self._fixed else "the forecast until another pipeline is shown cheaper"
@@ -99,13 +108,16 @@ class PipelineChoice:
         """Score every candidate with the value observed at `at_s` (before `serve` at that step)."""
         if not math.isfinite(value):
             return
-        for candidate in self._candidates.values():
-            candidate.calibration.actual(at_s, value)
-            pending = candidate.pending
-            # A cost counts once its window is scored, as its coverage does (the same due times).
-            while pending and pending[0][0] <= at_s:
-                cost = pending.popleft()[1]
-                candidate.scored = min(candidate.scored + 1, self._window)
+        window = self._window
+        for peak, served in self._windows.observe(at_s, value):
+            self._scored = True
+            for candidate, entry in zip(self._ordered, served, strict=True):
+                if entry is None:
+                    continue
+                bound, cost = entry
+                candidate.calibration.score(peak <= bound)
+                # A cost counts once its window is scored, as its coverage does.
+                candidate.scored = min(candidate.scored + 1, window)
                 previous = 0.0 if math.isnan(candidate.cost) else candidate.cost
                 candidate.cost = previous + (cost - previous) / candidate.scored
 
@@ -121,18 +133,20 @@ class PipelineChoice:
         `parts` holds the forecast's and no_forecast's bounds (None where there is none this step);
         `factor` is `SloControl`'s."""
         seen = observed if math.isfinite(observed) and observed > 0 else 0.0
-        served: dict[str, float | None] = {}
-        for name, candidate in self._candidates.items():
-            part = Parts(seen, seen) if name == "reactive" else parts.get(name)
-            if part is None or not (math.isfinite(part.centre) and math.isfinite(part.bound)):
-                served[name] = None
+        served: list[tuple[float, float] | None] = []
+        for name, candidate in zip(CANDIDATES, self._ordered, strict=True):
+            if self._alone and name != self.chosen:
+                served.append(None)
                 continue
-            value = candidate.calibration.serve(made_s, due_s, part.centre, part.bound, factor)
-            served[name] = value
-            candidate.pending.append((due_s, max(seen, value)))
-        if self._fixed is None:
-            self._choose()
-        return Choice(self.chosen, served[self.chosen], self.why)
+            part = parts.get(name) if name != "reactive" else Parts(seen, seen)
+            value = math.nan if part is None else candidate.calibration.correct(*part, factor)
+            served.append((value, value if value > seen else seen) if math.isfinite(value) else None)
+        self._windows.add(due_s, tuple(served))
+        if self._fixed is None and self._scored:
+            self._choose()  # the costs and coverages it compares change only when windows are scored
+            self._scored = False
+        entry = served[CANDIDATES.index(self.chosen)]
+        return Choice(self.chosen, None if entry is None else entry[0], self.why)
 
     def _choose(self) -> None:
         floor = self.quantile - COVERAGE_SLACK

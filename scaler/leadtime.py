@@ -107,11 +107,12 @@ def in_flight_bound(lead: LeadBound, service_time_s: float) -> float | None:
     return float(np.max(mean + np.hypot(forecast_margin, z * np.sqrt(mean))))
 
 
-def flat_bound(rate: float, quantile: float) -> LeadBound:
-    """The "forecast" of the no_forecast pipeline: the rate observed now, held over the lead time with
-    no error of its own (`in_flight_bound` then adds only the Poisson spread in service)."""
-    flat = np.array([rate])
-    return LeadBound(rate, rate, "none", "observed rate", flat, flat, quantile)
+def flat_in_flight(rate: float, service_time_s: float, quantile: float) -> tuple[float, float]:
+    """The no_forecast pipeline's (centre, bound): `in_flight_centre` and `in_flight_bound` of the rate
+    observed now held over the lead time with no error of its own, without arrays (the same floats:
+    the rate's margin is 0, so the bound is the mean in flight plus the Poisson spread)."""
+    mean = max(rate, 0.0) * service_time_s
+    return mean, mean + abs(_z(quantile) * math.sqrt(mean))
 
 
 def in_flight_centre(lead: LeadBound, service_time_s: float) -> float:

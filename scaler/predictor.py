@@ -38,7 +38,7 @@ from scaler.leadtime import (
     RETRY_S,
     LeadBound,
     coarse_step_s,
-    flat_bound,
+    flat_in_flight,
     forecast_config,
     history_bound,
     in_flight_bound,
@@ -181,7 +181,7 @@ class Predictor:
                 mean, reason = lead.mean * scale, f"{lead.model}{why}"
         latest = self.demand_history.latest()
         if scale is not None and config.rate_query is not None and math.isfinite(latest):
-            parts["no_forecast"] = self._parts(flat_bound(max(0.0, latest), config.quantile), scale)
+            parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, config.quantile))
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + lead_s, observed_history.latest(), parts, factor)
         if choice.pipeline != "forecast":

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scaler.calibration import MAX_SCALE, MIN_SCALE, BoundCalibration
+from scaler.calibration import MAX_SCALE, MIN_SCALE, BoundCalibration, LeadWindows
 
 STEP = 15.0
 
@@ -96,3 +96,27 @@ def test_non_finite_values_are_neither_served_nor_scored() -> None:
 def test_bad_settings_are_refused_by_name(quantile: float, window: int, gain: float) -> None:
     with pytest.raises(ValueError, match=r"quantile|window|gain"):
         BoundCalibration(quantile, window=window, gain=gain)
+
+
+def test_lead_windows_give_each_window_the_peak_of_the_values_inside_it() -> None:
+    """Against the definition, with lead times that vary from step to step (`leadTime: auto`)."""
+    rng = np.random.default_rng(5)
+    windows: LeadWindows[int] = LeadWindows()
+    made: dict[int, tuple[float, float]] = {}
+    seen: list[tuple[float, float]] = []
+    got: dict[int, float] = {}
+    for i in range(3000):
+        at = i * STEP
+        value = float(rng.normal(10.0, 3.0))
+        seen.append((at, value))
+        for peak, name in windows.observe(at, value):
+            got[name] = peak
+            assert made[name][1] <= at
+        due = at + STEP * int(rng.integers(1, 30))
+        windows.add(due, i)
+        made[i] = (at, due)
+    for name, peak in got.items():
+        start, due = made[name]
+        first_after_due = next(a for a, _ in seen if a >= due)
+        assert peak == max(v for a, v in seen if start < a <= first_after_due)
+    assert len(got) + len(windows) == 3000

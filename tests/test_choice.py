@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,13 @@ def test_a_step_without_the_chosen_pipelines_bound_serves_none() -> None:
 def test_an_unknown_pipeline_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="pipeline 'best'"):
         PipelineChoice(0.9, window=10, pipeline="best")
+
+
+def test_alone_a_named_pipeline_is_the_only_one_computed() -> None:
+    load = noisy(2 * MIN_EVALUATIONS)
+    choice = PipelineChoice(0.9, window=1000, pipeline="no_forecast", gain=0.0, alone=True)
+    chosen = drive(
+        choice, load, lambda i: {"forecast": Parts(100.0, 130.0), "no_forecast": Parts(100.0, 110.0)}
+    )
+    assert set(chosen) == {"no_forecast"} and choice.cost("no_forecast") == pytest.approx(110.0)
+    assert choice.calibration("forecast").evaluations == 0 and math.isnan(choice.cost("reactive"))

@@ -16,7 +16,14 @@ from forecasting.prepare import prepare
 from scaler.errors import SourceUnreachable
 from scaler.forecast_pool import ForecastPool
 from scaler.history import History
-from scaler.leadtime import LeadBound, forecast_config, in_flight_bound, measured_service_time_s
+from scaler.leadtime import (
+    LeadBound,
+    flat_in_flight,
+    forecast_config,
+    in_flight_bound,
+    in_flight_centre,
+    measured_service_time_s,
+)
 from scaler.refresher import Refresher, TargetKey
 from scaler.registry import open_sources
 from scaler.settings import Settings
@@ -126,6 +133,13 @@ def test_in_flight_bound_adds_the_poisson_spread_of_requests_in_service() -> Non
     wide = exact._replace(uppers=np.array([13.0, 12.0]), upper=13.0)
     # The rate's margin (3 x 2 = 6) and the Poisson spread add in quadrature, at the widest step.
     assert in_flight_bound(wide, 2.0) == pytest.approx(20 + math.hypot(6.0, 1.2815516 * math.sqrt(20)))
+    # no_forecast's bound, computed without arrays, is the same float as a flat forecast's.
+    for rate, scale, q in ((10.0, 2.0, 0.9), (0.0, 1.0, 0.5), (1234.5, 0.37, 0.98)):
+        flat_lead = LeadBound(rate, rate, "none", "", np.array([rate]), np.array([rate]), q)
+        assert flat_in_flight(rate, scale, q) == (
+            in_flight_centre(flat_lead, scale),
+            in_flight_bound(flat_lead, scale),
+        )
     busy = LeadBound(1000.0, 1000.0, "m", "", np.full(2, 1000.0), np.full(2, 1000.0), 0.9)
     assert in_flight_bound(busy, 2.0) / 2000.0 < 1.03  # square-root staffing: relatively small
     assert in_flight_bound(LeadBound(None, math.nan, "none", "no model"), 2.0) is None

@@ -63,6 +63,8 @@ class ReactiveRate:
 class NoForecast(Predictive):
     """`Predictive` serving its no_forecast pipeline: the rate observed now, nothing fitted."""
 
+    SERVES_ALONE = True
+
     def __init__(self, config: TriggerConfig, **kwargs: Any) -> None:
         super().__init__(dataclasses.replace(config, pipeline="no_forecast"), **kwargs)
 

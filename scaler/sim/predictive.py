@@ -43,7 +43,7 @@ from scaler.leadtime import (
     SAMPLES_SPAN_S,
     LeadBound,
     coarse_step_s,
-    flat_bound,
+    flat_in_flight,
     forecast_config,
     history_bound,
     in_flight_bound,
@@ -69,6 +69,9 @@ def _parts(lead: LeadBound, scale: float) -> Parts | None:
 
 class Predictive:
     """prescaler in predictive mode on a rate query; `decisions` records each decision made."""
+
+    SERVES_ALONE = False
+    """With a named `pipeline`, compute only its bound (`scaler.choice.PipelineChoice`'s `alone`)."""
 
     def __init__(
         self,
@@ -114,6 +117,7 @@ class Predictive:
             window=day,
             pipeline=config.pipeline,
             gain=calibration_gain,
+            alone=self.SERVES_ALONE,
         )
         """The forecast, no_forecast and reactive bounds, each corrected by its coverage of the
         in-flight signal, and which is served (`scaler.choice`), as the live predictor keeps them."""
@@ -214,7 +218,7 @@ class Predictive:
                 parts["forecast"] = _parts(lead, scale)
             latest = self._rates.latest()
             if math.isfinite(latest):
-                parts["no_forecast"] = _parts(flat_bound(max(0.0, latest), self.config.quantile), scale)
+                parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, self.config.quantile))
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts, factor)
         self.pipelines[choice.pipeline] += 1
