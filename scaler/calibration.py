@@ -47,6 +47,30 @@ MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
 """`SloControl`'s range: the served bound between a quarter and four times the quantile's."""
 
 
+class _LogFactor:
+    """A factor whose log moves by `gain` x (outcome - `aim`) at each step, within `bounds`: online
+    quantile tracking, so that the outcomes' mean follows `aim`. `name`/`setting` name what was
+    configured when it is out of (0, 1)."""
+
+    def __init__(
+        self, name: str, setting: float, aim: float, window: int, gain: float, bounds: tuple[float, float]
+    ) -> None:
+        if not 0.0 < setting < 1.0:
+            raise ValueError(f"{name} {setting} must be within (0, 1)")
+        if window < 1 or not gain >= 0.0:
+            raise ValueError(f"window {window} must be >= 1 and gain {gain} >= 0")
+        self._aim, self._gain = aim, gain
+        self._low, self._high = math.log(bounds[0]), math.log(bounds[1])
+        self._log = 0.0
+
+    @property
+    def value(self) -> float:
+        return math.exp(self._log)
+
+    def step(self, outcome: float) -> None:
+        self._log = min(self._high, max(self._low, self._log + self._gain * (outcome - self._aim)))
+
+
 class LeadWindows(Generic[T]):
     """Lead-time windows waiting for their outcome: the peak of the values observed in (made, due].
 
@@ -98,14 +122,9 @@ class BoundCalibration:
     one `LeadWindows` (`scaler.choice`)."""
 
     def __init__(self, quantile: float, *, window: int, gain: float = GAIN) -> None:
-        if not 0.0 < quantile < 1.0:
-            raise ValueError(f"quantile {quantile} must be within (0, 1)")
-        if window < 1 or not gain >= 0.0:
-            raise ValueError(f"window {window} must be >= 1 and gain {gain} >= 0")
         self.quantile = quantile
-        self._gain = gain
-        self._log_scale = 0.0
-        self._log_bounds = (math.log(MIN_SCALE), math.log(MAX_SCALE))
+        # A miss is an outcome of 1, aimed at a rate of 1 - quantile.
+        self._scale = _LogFactor("quantile", quantile, 1.0 - quantile, window, gain, (MIN_SCALE, MAX_SCALE))
         self._windows: LeadWindows[float] = LeadWindows()
         self._scores: deque[bool] = deque(maxlen=window)
         self._covered = 0
@@ -113,7 +132,7 @@ class BoundCalibration:
     @property
     def scale(self) -> float:
         """The factor the margin above the centre is served with (1 before any correction)."""
-        return math.exp(self._log_scale)
+        return self._scale.value
 
     def correct(self, centre: float, bound: float, factor: float = 1.0) -> float:
         """The corrected bound, times `factor` (`SloControl`'s)."""
@@ -139,9 +158,7 @@ class BoundCalibration:
             self._covered -= int(scores[0])
         scores.append(covered)
         self._covered += int(covered)
-        miss = 0.0 if covered else 1.0
-        low, high = self._log_bounds
-        self._log_scale = min(high, max(low, self._log_scale + self._gain * (miss - (1.0 - self.quantile))))
+        self._scale.step(0.0 if covered else 1.0)
 
     @property
     def evaluations(self) -> int:
@@ -157,21 +174,15 @@ class SloControl:
     """The served bound scaled so that the violating share `sloQuery` reads averages `budget`."""
 
     def __init__(self, budget: float, *, gain: float = SLO_GAIN, window: int = 1) -> None:
-        if not 0.0 < budget < 1.0:
-            raise ValueError(f"error budget {budget} must be within (0, 1)")
-        if window < 1 or not gain >= 0.0:
-            raise ValueError(f"window {window} must be >= 1 and gain {gain} >= 0")
         self.budget = budget
-        self._gain = gain
-        self._log_factor = 0.0
-        self._log_bounds = (math.log(MIN_FACTOR), math.log(MAX_FACTOR))
+        self._factor = _LogFactor("error budget", budget, budget, window, gain, (MIN_FACTOR, MAX_FACTOR))
         self._reads: deque[float] = deque(maxlen=window)
         self._sum = 0.0
 
     @property
     def factor(self) -> float:
         """What the quantile's bound is multiplied by (1 before any read)."""
-        return math.exp(self._log_factor)
+        return self._factor.value
 
     def observe(self, share: float) -> None:
         """One read of the violating share (in [0, 1]; anything else is not a read)."""
@@ -182,8 +193,7 @@ class SloControl:
             self._sum -= reads[0]
         reads.append(share)
         self._sum += share
-        low, high = self._log_bounds
-        self._log_factor = min(high, max(low, self._log_factor + self._gain * (share - self.budget)))
+        self._factor.step(share)
 
     def serve(self, bound: float) -> float:
         return bound * self.factor
