@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,11 +16,14 @@ from prometheus_client import CollectorRegistry
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.errors import PrescalerError
-from scaler.refresher import Refresher
+from scaler.forecast_pool import ForecastPool
+from scaler.refresher import Refresher, TargetKey
 from scaler.server.app import App, Ports
 from scaler.settings import Settings
 from scaler.sources import Sample, Series, Source
-from scaler.trigger import TriggerConfig
+from scaler.sources.replay import ReplaySource
+from scaler.telemetry import Telemetry
+from scaler.trigger import TriggerConfig, parse_trigger
 
 # A replayed synthetic day (the `diurnal_trace_dir` fixture).
 DAY = 86400.0
@@ -192,3 +197,36 @@ async def walk(
         seen.append((clock.now_s, decision.observed, decision.value))
         clock.advance(step_s)
     return seen
+
+
+PREDICTIVE_ON_PROMETHEUS = {
+    "source": "prometheus",
+    "serverAddress": "http://prometheus.test:9090",
+    "query": "load",
+    "threshold": "10",
+    "step": "5m",
+    "history": "7d",
+    "mode": "predictive",
+    "refitInterval": "6h",
+}
+"""A predictive trigger whose signal is the replayed diurnal trace and whose side queries the test scripts."""
+
+
+def side_query_refresher(
+    trace_dir: Path, clock: FakeClock, meta: dict[str, str], **sources: Source
+) -> tuple[Refresher, CollectorRegistry]:
+    """A predictive Refresher on `diurnal.csv` (`trace_dir` fixture) with `PREDICTIVE_ON_PROMETHEUS`
+    plus `meta`, the side queries' `sources` (`replicas_source=`, `ready_source=`, `slo_source=`),
+    a thread pool for fits and its own registry."""
+    registry = CollectorRegistry()
+    refresher = Refresher(
+        TargetKey("serving", "llm", "ab" * 32),
+        parse_trigger({**PREDICTIVE_ON_PROMETHEUS, **meta}),
+        ReplaySource(trace_dir / "diurnal.csv", clock=clock),
+        Telemetry(registry),
+        max_age_s=600,
+        pool=ForecastPool(1, executor=ThreadPoolExecutor(1)),
+        wall=clock,
+        **sources,  # type: ignore[arg-type]
+    )
+    return refresher, registry

@@ -31,7 +31,7 @@ from scaler.sources.base import Source
 from scaler.sources.replay import ReplaySource
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig, parse_trigger
-from tests.servers import DAY, EPOCH, Counts, FakeClock, diurnal, walk
+from tests.servers import DAY, EPOCH, Counts, FakeClock, diurnal, side_query_refresher, walk
 
 
 def make(trace_dir: Path, clock: FakeClock, **meta: str) -> tuple[Refresher, CollectorRegistry]:
@@ -188,31 +188,9 @@ async def test_lead_time_auto_provisions_ahead_by_the_measured_start_up(
         return 1 + max(0, (t - day7) // 3600)
 
     replicas, ready = Counts(clock, asked), Counts(clock, lambda t: asked(t - 3600))
-    meta = {
-        "source": "prometheus",
-        "serverAddress": "http://prometheus.test:9090",
-        "query": "load",
-        "threshold": "10",
-        "step": "5m",
-        "history": "7d",
-        "mode": "predictive",
-        "refitInterval": "6h",
-        "leadTime": "auto",
-        "leadTimeFallback": "5m",
-        "replicasQuery": "asked",
-        "readyQuery": "ready",
-    }
-    registry = CollectorRegistry()
-    refresher = Refresher(
-        TargetKey("serving", "llm", "ab" * 32),
-        parse_trigger(meta),
-        ReplaySource(trace_dir / "diurnal.csv", clock=clock),
-        Telemetry(registry),
-        max_age_s=600,
-        replicas_source=replicas,
-        ready_source=ready,
-        pool=ForecastPool(1, executor=ThreadPoolExecutor(1)),
-        wall=clock,
+    meta = {"leadTime": "auto", "leadTimeFallback": "5m", "replicasQuery": "asked", "readyQuery": "ready"}
+    refresher, registry = side_query_refresher(
+        trace_dir, clock, meta, replicas_source=replicas, ready_source=ready
     )
     labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
 

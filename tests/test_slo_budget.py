@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
 from scaler.calibration import MAX_FACTOR, MIN_FACTOR, SloControl
 from scaler.errors import ConfigError, SourceUnreachable
-from scaler.forecast_pool import ForecastPool
-from scaler.refresher import Refresher, TargetKey
 from scaler.registry import open_sources
 from scaler.settings import Settings
 from scaler.sources.base import Source
-from scaler.sources.replay import ReplaySource
-from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig, parse_trigger
-from tests.servers import DAY, EPOCH, Counts, FakeClock, walk
+from tests.servers import DAY, EPOCH, Counts, FakeClock, side_query_refresher, walk
 
 LABELS = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
 SLO = {"sloQuery": "histogram_quantile(0.99, sum by (le) (rate(latency_bucket[1m]))) > bool 2"}
@@ -123,29 +117,8 @@ async def test_the_served_bound_follows_the_violating_share_read_every_step(trac
     clock = FakeClock()
     share = {"now": 1.0}
     slo = Counts(clock, lambda t: share["now"])
-    meta = {
-        "source": "prometheus",
-        "serverAddress": "http://prometheus.test:9090",
-        "query": "load",
-        "threshold": "10",
-        "step": "5m",
-        "history": "7d",
-        "mode": "predictive",
-        "refitInterval": "6h",
-        **SLO,
-        "errorBudget": "0.05",
-    }
-    registry = CollectorRegistry()
-    refresher = Refresher(
-        TargetKey("serving", "llm", "ab" * 32),
-        parse_trigger(meta),
-        ReplaySource(trace_dir / "diurnal.csv", clock=clock),
-        Telemetry(registry),
-        max_age_s=600,
-        slo_source=slo,
-        pool=ForecastPool(1, executor=ThreadPoolExecutor(1)),
-        wall=clock,
-    )
+    meta = {**SLO, "errorBudget": "0.05"}
+    refresher, registry = side_query_refresher(trace_dir, clock, meta, slo_source=slo)
 
     def margin(kind: str) -> float | None:
         return registry.get_sample_value("prescaler_margin_scale", {**LABELS, "kind": kind})
