@@ -113,6 +113,9 @@ def report(
                 print(f"  {'':12s} x best reactive @1%   {cells[1]}")
             served = [r["policies"]["predictive"].get("forecasting", {}).get("pipeline") for r in rows]
             print(f"  pipelines served at the end: {served}")
+            bursts = [r["policies"]["predictive"].get("forecasting", {}).get("burst_reserve") for r in rows]
+            held = " ".join("-" if b is None else f"{b['bursts']}/{b['steps_share']:.3f}" for b in bursts)
+            print(f"  burst windows / share of steps with a reserve: {held}")
 
 
 def main(argv: list[str] | None = None) -> int:

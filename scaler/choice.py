@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from scaler.bursts import BURST_BAND, HORIZON_S, BurstReserve, Reserve
 from scaler.calibration import GAIN, BoundCalibration, LeadWindows
 
 CANDIDATES = ("forecast", "no_forecast", "reactive")
@@ -52,14 +53,31 @@ class Parts(NamedTuple):
 @dataclass(slots=True)
 class _Candidate:
     calibration: BoundCalibration
+    burst: BurstReserve | None
+    """Its burst reserve (`scaler.bursts`): None for `reactive`, or with `burstReserve: false`."""
     cost: float = math.nan
     """The mean value it would have sent over its scored steps: a running mean up to `window` of
     them, then exponentially weighted with that time constant (constant memory)."""
     scored: int = 0
 
 
-Served = tuple[tuple[float, float] | None, ...]
-"""Per candidate (in CANDIDATES' order): (its served bound, the value it would have sent), or None."""
+class _Entry(NamedTuple):
+    """What one candidate served for a window."""
+
+    value: float
+    """Its served bound: the corrected bound plus the burst reserve."""
+    cost: float
+    """The value it would have sent (at least the observed one)."""
+    bound: float
+    """The corrected bound without the reserve, which bursts are judged against."""
+    centre: float
+    """The bound's centre (the forecast mean's peak), in the same units."""
+    reserve: Reserve
+
+
+NO_RESERVE = Reserve(0.0, False)
+Served = tuple[float, tuple[_Entry | None, ...]]
+"""When a window was made, and per candidate (in CANDIDATES' order) what it served, or None."""
 
 
 class Choice(NamedTuple):
@@ -75,10 +93,20 @@ class PipelineChoice:
     """The candidates' bounds, calibrated and scored side by side; `serve` returns the chosen one's."""
 
     def __init__(
-        self, quantile: float, *, window: int, pipeline: str = "auto", gain: float = GAIN, alone: bool = False
+        self,
+        quantile: float,
+        *,
+        window: int,
+        pipeline: str = "auto",
+        gain: float = GAIN,
+        alone: bool = False,
+        bursts: bool = False,
+        burst_settings: tuple[float, float] = (HORIZON_S, BURST_BAND),
     ) -> None:
         """`alone`, with a named `pipeline`: compute and score only that one (the simulator's
-        no_forecast baseline, of which nobody asks what the others would have cost)."""
+        no_forecast baseline, of which nobody asks what the others would have cost); `bursts`: the
+        forecast and no_forecast bounds carry a burst reserve (`scaler.bursts`), with `burst_settings`
+        (its horizon and band)."""
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline {pipeline!r}: expected one of {', '.join(PIPELINES)}")
         self._alone = alone and pipeline != "auto"
@@ -86,7 +114,12 @@ class PipelineChoice:
         self._fixed = None if pipeline == "auto" else pipeline
         self._window = window
         self._candidates = {
-            name: _Candidate(BoundCalibration(quantile, window=window, gain=gain)) for name in CANDIDATES
+            name: _Candidate(
+                BoundCalibration(quantile, window=window, gain=gain),
+                BurstReserve(quantile, window=window, horizon_s=burst_settings[0], band=burst_settings[1])
+                if bursts and name != "reactive" else None,
+            )
+            for name in CANDIDATES
         }
         self._ordered = tuple(self._candidates.values())
         self._scored = False
@@ -100,6 +133,9 @@ class PipelineChoice:
     def calibration(self, name: str) -> BoundCalibration:
         return self._candidates[name].calibration
 
+    def burst(self, name: str) -> BurstReserve | None:
+        return self._candidates[name].burst
+
     def cost(self, name: str) -> float:
         """The candidate's mean value over its newest scored steps (NaN before any)."""
         return self._candidates[name].cost
@@ -109,13 +145,15 @@ class PipelineChoice:
         if not math.isfinite(value):
             return
         window = self._window
-        for peak, served in self._windows.observe(at_s, value):
+        for peak, (made_s, served) in self._windows.observe(at_s, value):
             self._scored = True
             for candidate, entry in zip(self._ordered, served, strict=True):
                 if entry is None:
                     continue
-                bound, cost = entry
-                candidate.calibration.score(peak <= bound)
+                cost = entry.cost
+                candidate.calibration.score(peak <= entry.value)
+                if candidate.burst is not None:
+                    candidate.burst.score(made_s, entry.reserve, peak, entry.bound, entry.centre)
                 # A cost counts once its window is scored, as its coverage does.
                 candidate.scored = min(candidate.scored + 1, window)
                 previous = 0.0 if math.isnan(candidate.cost) else candidate.cost
@@ -133,20 +171,25 @@ class PipelineChoice:
         `parts` holds the forecast's and no_forecast's bounds (None where there is none this step);
         `factor` is `SloControl`'s."""
         seen = observed if math.isfinite(observed) and observed > 0 else 0.0
-        served: list[tuple[float, float] | None] = []
+        served: list[_Entry | None] = []
         for name, candidate in zip(CANDIDATES, self._ordered, strict=True):
-            if self._alone and name != self.chosen:
+            part = None
+            if not self._alone or name == self.chosen:
+                part = parts.get(name) if name != "reactive" else Parts(seen, seen)
+            bound = math.nan if part is None else candidate.calibration.correct(*part, factor)
+            if part is None or not math.isfinite(bound):
                 served.append(None)
                 continue
-            part = parts.get(name) if name != "reactive" else Parts(seen, seen)
-            value = math.nan if part is None else candidate.calibration.correct(*part, factor)
-            served.append((value, value if value > seen else seen) if math.isfinite(value) else None)
-        self._windows.add(due_s, tuple(served))
+            burst = candidate.burst
+            reserve = NO_RESERVE if burst is None else burst.reserve(made_s, bound)
+            value = bound + reserve.value
+            served.append(_Entry(value, max(value, seen), bound, part.centre * factor, reserve))
+        self._windows.add(due_s, (made_s, tuple(served)))
         if self._fixed is None and self._scored:
             self._choose()  # the costs and coverages it compares change only when windows are scored
             self._scored = False
         entry = served[CANDIDATES.index(self.chosen)]
-        return Choice(self.chosen, None if entry is None else entry[0], self.why)
+        return Choice(self.chosen, None if entry is None else entry.value, self.why)
 
     def _choose(self) -> None:
         floor = self.quantile - COVERAGE_SLACK

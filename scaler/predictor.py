@@ -99,7 +99,11 @@ class Predictor:
         self.slo = None if config.error_budget is None else SloControl(config.error_budget, window=day)
         """With `sloQuery` and `errorBudget`: the factor that brings the violating share to the budget."""
         self.choice = PipelineChoice(
-            config.quantile, window=day, pipeline=config.pipeline, gain=GAIN if self.slo is None else 0.0
+            config.quantile,
+            window=day,
+            pipeline=config.pipeline,
+            gain=GAIN if self.slo is None else 0.0,
+            bursts=config.burst_reserve,
         )
         """The bounds of the forecast, no_forecast and reactive pipelines in the trigger's units, each
         corrected by its own coverage of the observed signal's peak over each lead time

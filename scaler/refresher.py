@@ -273,6 +273,7 @@ class Refresher:
         if predictor is None:
             return None
         slo, choice = predictor.slo, predictor.choice
+        burst = choice.burst(choice.chosen)
         return {
             "pipeline": choice.chosen,
             "pipeline_why": choice.why,
@@ -283,6 +284,9 @@ class Refresher:
             "slo_factor": round(slo.factor, 4) if slo is not None else None,
             "slo_share": _finite(slo.share) if slo is not None else None,
             "error_budget": self.config.error_budget,
+            "burst_reserve": None if burst is None else round(burst.value, 6),
+            "bursts": None if burst is None else burst.bursts,
+            "share_after_burst": None if burst is None else _finite(burst.share_after),
         }
 
     def _describe_lead(self) -> dict[str, object] | None:
@@ -334,6 +338,9 @@ class Refresher:
             cost = choice.cost(name)
             if math.isfinite(cost):
                 self._telemetry.pipeline_cost.set(labels, cost, name)
+        burst = choice.burst(choice.chosen)
+        if burst is not None:
+            self._telemetry.burst_reserve.set(labels, burst.value)
         if choice.chosen != self._logged_pipeline:
             self._log.info("serving the %s pipeline: %s", choice.chosen, choice.why)
             self._logged_pipeline = choice.chosen

@@ -353,6 +353,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the forecast's, no_forecast's and the observed value's bound; or the one named",
     )
     policy.add_argument(
+        "--burst-reserve",
+        action="store_true",
+        help="predictive's `burstReserve: true`: hold a reserve above its bound after a burst when the "
+        "run's bursts cluster (default: off, as the trigger's default)",
+    )
+    policy.add_argument(
         "--error-budget",
         type=_error_budget,
         metavar="SHARE",
@@ -461,6 +467,7 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
         replicas_known=not args.no_replicas_query,
         pipeline=args.pipeline,
         error_budget=args.error_budget,
+        burst_reserve=args.burst_reserve,
     )
     pipeline = PipelineConfig(scrape_interval_s=args.scrape_interval, rate_window_s=args.rate_window)
     return Setup(

@@ -115,6 +115,12 @@ class Telemetry:
             "the last day's scored steps, in the trigger's units (the cost each is chosen on).",
             "kind",
         )
+        self.burst_reserve = TargetFamily(
+            "prescaler_burst_reserve",
+            "Per predictive or shadow target with burstReserve: the reserve held above the served bound "
+            "after a burst when the target's bursts cluster (scaler.bursts), in the trigger's units; 0 "
+            "between bursts and on traffic without bursts.",
+        )
         self.slo_share = TargetFamily(
             "prescaler_slo_violating_share",
             "Per target with sloQuery and errorBudget, over the last day's reads: the mean violating "
@@ -143,6 +149,7 @@ class Telemetry:
             self.margin,
             self.pipeline,
             self.pipeline_cost,
+            self.burst_reserve,
             self.slo_share,
             self.lead_time,
             self.lead_time_startups,

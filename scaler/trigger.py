@@ -189,6 +189,11 @@ class TriggerConfig:
     target's own recent traffic, of `forecast`, `no_forecast` (the rate observed now through the same
     pipeline; with `rateQuery`) and `reactive`, at the coverage asked for; or the one named."""
 
+    burst_reserve: bool = field(default=False, metadata=_key("burstReserve", parse_bool))
+    """`true`: hold a reserve above the forecast and no_forecast bounds after a burst, when the
+    target's bursts cluster (`scaler.bursts`); zero on traffic without bursts. Off by default: on the
+    development windows it cost GPU-hours at equal SLO (benchmarks/README.md)."""
+
     slo_query: str | None = field(
         default=None, metadata=_key("sloQuery", values.non_empty_text, max_chars=MAX_VALUE_CHARS)
     )

@@ -271,3 +271,39 @@ def test_an_error_budget_moves_the_margin_with_the_violating_minutes_the_policy_
     plain, unspent = run_predictive(window, past, settings=hot)
     assert plain.slo is None
     assert spent.slo_violation_minutes < unspent.slo_violation_minutes / 2
+
+
+def test_a_burst_reserve_is_never_held_on_traffic_without_bursts() -> None:
+    """`burstReserve: true` on the diurnal trace (a steep ramp the forecast sees, Poisson arrivals):
+    no window is a burst after which others follow, so what is served is what is served without it."""
+    past, window = window_after(diurnal(HISTORY_DAYS + 1), START_S + HISTORY_DAYS * DAY_S)
+    reserved, with_reserve = run_predictive(window, past, settings=dataclasses.replace(SETTINGS, burst_reserve=True))
+    plain, without = run_predictive(window, past)
+    assert reserved.config.burst_reserve and not plain.config.burst_reserve
+    assert reserved.reserve_steps == 0
+    assert [d.value for d in reserved.decisions] == [d.value for d in plain.decisions]
+    assert with_reserve.gpu_hours == without.gpu_hours
+    assert "burst_reserve" in reserved.summary() and "burst_reserve" not in plain.summary()
+
+
+def test_a_burst_reserve_is_held_after_clustered_bursts_and_raises_what_is_served() -> None:
+    """Bursts of 3x the level, 3 minutes long, every 20 minutes for four afternoon hours (none in
+    the past the forecast is fitted on): after the first ones the reserve is held, and the values
+    served then are above those of the same trigger without it."""
+    trace = diurnal(HISTORY_DAYS + 1)
+    rate = trace.values.copy()
+    minute = np.arange(rate.size)
+    day_start = round(HISTORY_DAYS * DAY_S / STEP_S)
+    hour_in_day = (minute - day_start) / 60.0
+    bursting = (hour_in_day >= 13.0) & (hour_in_day < 17.0) & ((minute - day_start) % 20 < 3)
+    rate[bursting] *= 3.0
+    past, window = window_after(
+        Trace("bursts", trace.at_s, rate, trace.step_s), START_S + HISTORY_DAYS * DAY_S
+    )
+    reserved, _ = run_predictive(window, past, settings=dataclasses.replace(SETTINGS, burst_reserve=True))
+    plain, _ = run_predictive(window, past)
+    summary = reserved.summary()["burst_reserve"]
+    assert summary["bursts"] > 0 and summary["share_after_burst"] > 0.1
+    assert reserved.reserve_steps > 0
+    above = [r.value > p.value for r, p in zip(reserved.decisions, plain.decisions, strict=True)]
+    assert sum(above) >= reserved.reserve_steps // 2

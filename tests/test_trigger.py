@@ -83,6 +83,8 @@ def _parse(**meta: str) -> TriggerConfig:
         pytest.param({**AUTO}, "ready_query", AUTO["readyQuery"], id="ready-query"),
         pytest.param({}, "pipeline", "auto", id="pipeline-default-auto"),
         pytest.param({"mode": "predictive", "pipeline": "forecast"}, "pipeline", "forecast", id="pipeline"),
+        pytest.param({}, "burst_reserve", False, id="burst-reserve-default-off"),
+        pytest.param({"mode": "predictive", "burstReserve": "true"}, "burst_reserve", True, id="burst-reserve"),
         pytest.param({}, "slo_query", None, id="slo-query-default-none"),
         pytest.param(
             {"mode": "shadow", "sloQuery": "slo:violating", "errorBudget": "0.001"},
@@ -237,6 +239,11 @@ def test_replay_source_needs_no_prometheus_keys() -> None:
             {"mode": "predictive", "pipeline": "best"},
             ["`pipeline`: `best` is not valid; expected one of auto, forecast, no_forecast, reactive"],
             id="pipeline-unknown",
+        ),
+        pytest.param(
+            {"mode": "predictive", "burstReserve": "sometimes"},
+            ["`burstReserve`: `sometimes`", "true or false"],
+            id="burst-reserve-not-a-bool",
         ),
         pytest.param(
             {"mode": "predictive", "pipeline": "no_forecast"},

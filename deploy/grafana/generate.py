@@ -78,12 +78,15 @@ def panels() -> list[Panel]:
             "Load, served value and forecast band: $name",
             "observed: the signal read now. served: what GetMetrics answers (KEDA divides it by the "
             "threshold). forecast: the mean forecast at the lead time; bound: its upper quantile over "
-            "[now, now + leadTime], the top of the band (predictive and shadow mode only).",
+            "[now, now + leadTime], the top of the band, with the burst reserve (predictive and "
+            "shadow mode only). burst reserve: the part of the bound held after a burst when the "
+            "target's bursts cluster (0 between them).",
             [
                 (f'{value}, kind="observed"}}', "{{metric}} observed"),
                 (f'{value}, kind="value"}}', "{{metric}} served"),
                 (f'{value}, kind="forecast"}}', "{{metric}} forecast mean"),
                 (f'{value}, kind="bound"}}', "{{metric}} bound"),
+                (f"prescaler_burst_reserve{{{PER_TARGET}}}", "{{metric}} burst reserve"),
             ],
             width=24,
             repeat="name",

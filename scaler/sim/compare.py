@@ -274,6 +274,7 @@ def _build(name: str, knob: Knob | None, context: _Context) -> tuple[PolicyFacto
                 past=past,
                 start_s=scenario.start_s,
                 calibration_gain=settings.calibration_gain,
+                burst_settings=(settings.burst_horizon_s, settings.burst_band),
             )
         ), None
     if name == "aws_style":

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
+from scaler.bursts import BURST_BAND, HORIZON_S
 from scaler.calibration import GAIN, SLO_GAIN, BoundCalibration, SloControl
 from scaler.choice import Parts, PipelineChoice
 from scaler.leadtime import (
@@ -82,6 +83,7 @@ class Predictive:
         fits: FitCache | None = None,
         calibration_gain: float = GAIN,
         slo_gain: float = SLO_GAIN,
+        burst_settings: tuple[float, float] = (HORIZON_S, BURST_BAND),
     ) -> None:
         if config.mode != "predictive" or config.rate_query is None:
             raise ValueError("Predictive needs a trigger with mode `predictive` and a `rateQuery`")
@@ -118,6 +120,8 @@ class Predictive:
             pipeline=config.pipeline,
             gain=calibration_gain,
             alone=self.SERVES_ALONE,
+            bursts=config.burst_reserve,
+            burst_settings=burst_settings,
         )
         """The forecast, no_forecast and reactive bounds, each corrected by its coverage of the
         in-flight signal, and which is served (`scaler.choice`), as the live predictor keeps them."""
@@ -126,6 +130,8 @@ class Predictive:
         """Steps by the pipeline served (`scaler.choice`)."""
         self.fits: Counter[str] = Counter()
         """Refits by the model that answered after them (`failed` for a refit that raised)."""
+        self.reserve_steps = 0
+        """Steps whose served bound carried a burst reserve (`scaler.bursts`)."""
 
     @property
     def target(self) -> float:
@@ -222,6 +228,9 @@ class Predictive:
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts, factor)
         self.pipelines[choice.pipeline] += 1
+        burst = self.choice.burst(choice.pipeline)
+        if burst is not None and burst.value > 0.0:
+            self.reserve_steps += 1
         return choice.value
 
     @property
@@ -264,6 +273,14 @@ class Predictive:
             found["pipeline"] = self.choice.chosen
             steps = sum(self.pipelines.values())
             found["pipeline_share"] = {k: round(v / steps, 4) for k, v in sorted(self.pipelines.items())}
+            burst = self.choice.burst(self.choice.chosen)
+            if burst is not None:
+                after = burst.share_after
+                found["burst_reserve"] = {
+                    "bursts": burst.bursts,
+                    "share_after_burst": round(after, 4) if math.isfinite(after) else None,
+                    "steps_share": round(self.reserve_steps / max(1, steps), 4),
+                }
             if self.slo is not None:
                 share = self.slo.share
                 found["error_budget"] = {
@@ -316,4 +333,5 @@ def predictive(
         fits=fits,
         calibration_gain=chosen.calibration_gain,
         slo_gain=chosen.slo_gain,
+        burst_settings=(chosen.burst_horizon_s, chosen.burst_band),
     )

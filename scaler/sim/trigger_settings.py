@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forecasting.base import DAY_S
+from scaler.bursts import BURST_BAND, HORIZON_S
 from scaler.calibration import GAIN, SLO_GAIN
 from scaler.sim.interface import Scenario
 from scaler.trigger import HPA_TOLERANCE, TriggerConfig, parse_trigger
@@ -42,6 +43,7 @@ def trigger_config(
     lead_time_auto: bool = False,
     pipeline: str = "auto",
     error_budget: float | None = None,
+    burst_reserve: bool = False,
 ) -> TriggerConfig:
     """The ScaledObject trigger a user would write for predictive mode on a rate query, parsed by
     the scaler's own parser (so its validation applies); `service_time_s` None: measured;
@@ -70,6 +72,7 @@ def trigger_config(
         "history": format_duration(history_s),
         "seasonality": seasonality,
         "pipeline": pipeline,
+        "burstReserve": "true" if burst_reserve else "false",
     }
     if service_time_s is not None:
         metadata["serviceTime"] = format_duration(service_time_s)
@@ -125,6 +128,16 @@ class PredictiveSettings:
     """`errorBudget` with `sloQuery` (`Signals.slo_violating`, the share of violating minutes): the
     margin is controlled to the budget instead of set by `quantile`; None: the quantile alone."""
 
+    burst_reserve: bool = False
+    """`burstReserve`: hold a reserve after bursts when they cluster (`scaler.bursts`); off, as served
+    by default."""
+
+    burst_horizon_s: float = HORIZON_S
+    """How long a reserve is held after a burst (`scaler.bursts.HORIZON_S`, as served)."""
+
+    burst_band: float = BURST_BAND
+    """What a burst exceeds the bound by, in margins (`scaler.bursts.BURST_BAND`, as served)."""
+
     slo_gain: float = SLO_GAIN
     """`SloControl`'s gain (`scaler.calibration.SLO_GAIN`, as served)."""
 
@@ -152,4 +165,5 @@ class PredictiveSettings:
             lead_time_auto=self.lead_time_auto,
             pipeline=self.pipeline,
             error_budget=self.error_budget,
+            burst_reserve=self.burst_reserve,
         )
