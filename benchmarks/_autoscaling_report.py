@@ -323,7 +323,8 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
         "",
         "**Reading.** Each policy's knob is swept on the job's demand (reactive and reactive_60s: target "
         "in-flight per replica; reactive_rate: requests/s per replica; no_forecast, holt_winters, aws_style: "
-        "`threshold`; crane_dsp: target; predictive: `quantile` and `threshold`). Its frontier is read at an "
+        "`threshold`; crane_dsp: target; predictive: `quantile` and `threshold`; "
+        f"{_grids(settings)}). Its frontier is read at an "
         "SLO budget of violating minutes per day (0.1 % of minutes = 1.44/day, 1 % = 14.4/day) by linear "
         "interpolation; where the cheapest point already meets the budget, its GPU-hours if its knob lies inside "
         "the swept range (the cost rises on both sides), else no reading; a budget outside the sweep has no "
@@ -373,6 +374,17 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
         parts += [f"![{name}](plots/{name})" for name in names]
         parts += [""]
     return "\n".join(parts)
+
+
+def _grids(settings: dict[str, Any]) -> str:
+    """The sweep's grids as the results record them."""
+    low, high = settings.get("sweep_range", (0.5, 1.6))
+    return (
+        f"target-like knobs at {settings.get('sweep_points', '?')} points from {low:g}x to {high:g}x their "
+        "default, evenly on a log scale; predictive's quantiles "
+        f"{', '.join(f'{q:g}' for q in settings.get('quantiles', []))} and thresholds "
+        f"{', '.join(f'{t:g}' for t in settings.get('threshold_shares', []))}x one replica's slots"
+    )
 
 
 def _missing(keys: list[str]) -> str:

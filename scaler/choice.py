@@ -117,7 +117,8 @@ class PipelineChoice:
             name: _Candidate(
                 BoundCalibration(quantile, window=window, gain=gain),
                 BurstReserve(quantile, window=window, horizon_s=burst_settings[0], band=burst_settings[1])
-                if bursts and name != "reactive" else None,
+                if bursts and name != "reactive"
+                else None,
             )
             for name in CANDIDATES
         }

@@ -22,7 +22,7 @@ def run(peaks: np.ndarray, centre: float = 100.0, margin: float = 13.0) -> tuple
     burst = BurstReserve(0.9, window=DAY)
     made: list[tuple[float, Reserve]] = []
     held = []
-    for i, peak in enumerate(peaks):
+    for i in range(peaks.size):
         at_s = i * STEP_S
         if i >= LEAD:
             made_s, reserve = made[i - LEAD]
@@ -30,11 +30,12 @@ def run(peaks: np.ndarray, centre: float = 100.0, margin: float = 13.0) -> tuple
         reserve = burst.reserve(at_s, centre + margin)
         made.append((at_s, reserve))
         held.append(reserve.value)
-    del peak
     return burst, held
 
 
-def clustered(rng: np.random.Generator, steps: int, *, every: int, size: float, cluster_hours: float) -> np.ndarray:
+def clustered(
+    rng: np.random.Generator, steps: int, *, every: int, size: float, cluster_hours: float
+) -> np.ndarray:
     """Gaussian noise (sd 5 around 100, within the 13 margin) with bursts of `size` x the level, 2
     minutes long, every `every` steps during one `cluster_hours` episode each 6 hours."""
     peaks = 100.0 + 5.0 * rng.standard_normal(steps)
@@ -137,10 +138,12 @@ def test_a_reserve_needs_evidence_before_it_is_held() -> None:
     assert reserve.value == pytest.approx(300.0 - 113.0)
 
 
-@pytest.mark.parametrize("bad", [(0.0, 10), (1.0, 10), (0.9, 0)])
-def test_bad_settings_are_refused(bad: tuple[float, int]) -> None:
-    quantile, window = bad
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("quantile", "window", "named"),
+    [(0.0, 10, "quantile 0.0"), (1.0, 10, "quantile 1.0"), (0.9, 0, "window 0")],
+)
+def test_bad_settings_are_refused_by_name(quantile: float, window: int, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
         BurstReserve(quantile, window=window)
 
 

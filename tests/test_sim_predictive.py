@@ -277,7 +277,9 @@ def test_a_burst_reserve_is_never_held_on_traffic_without_bursts() -> None:
     """`burstReserve: true` on the diurnal trace (a steep ramp the forecast sees, Poisson arrivals):
     no window is a burst after which others follow, so what is served is what is served without it."""
     past, window = window_after(diurnal(HISTORY_DAYS + 1), START_S + HISTORY_DAYS * DAY_S)
-    reserved, with_reserve = run_predictive(window, past, settings=dataclasses.replace(SETTINGS, burst_reserve=True))
+    reserved, with_reserve = run_predictive(
+        window, past, settings=dataclasses.replace(SETTINGS, burst_reserve=True)
+    )
     plain, without = run_predictive(window, past)
     assert reserved.config.burst_reserve and not plain.config.burst_reserve
     assert reserved.reserve_steps == 0

@@ -84,7 +84,9 @@ def _parse(**meta: str) -> TriggerConfig:
         pytest.param({}, "pipeline", "auto", id="pipeline-default-auto"),
         pytest.param({"mode": "predictive", "pipeline": "forecast"}, "pipeline", "forecast", id="pipeline"),
         pytest.param({}, "burst_reserve", False, id="burst-reserve-default-off"),
-        pytest.param({"mode": "predictive", "burstReserve": "true"}, "burst_reserve", True, id="burst-reserve"),
+        pytest.param(
+            {"mode": "predictive", "burstReserve": "true"}, "burst_reserve", True, id="burst-reserve"
+        ),
         pytest.param({}, "slo_query", None, id="slo-query-default-none"),
         pytest.param(
             {"mode": "shadow", "sloQuery": "slo:violating", "errorBudget": "0.001"},

@@ -85,6 +85,8 @@ class Setup:
     """Sweep every policy's knob (frontiers and GPU-hours at equal SLO); off: one run each."""
     sweep_points: int = SWEEP_POINTS
     """Points of a target-like knob's sweep."""
+    sweep_range: tuple[float, float] = (SWEEP_FROM, SWEEP_TO)
+    """A target-like knob's sweep, from and to, as multiples of its default."""
     buffer: float = 0.3
     """fixed_buffer's headroom."""
     seed: int = 1
@@ -218,8 +220,8 @@ class _Context(NamedTuple):
     past_in_flight: np.ndarray[Any, np.dtype[np.float64]] | None
 
 
-def _target_grid(default: float, points: int) -> list[float]:
-    shares = np.geomspace(SWEEP_FROM, SWEEP_TO, max(2, points))
+def _target_grid(default: float, points: int, sweep_range: tuple[float, float]) -> list[float]:
+    shares = np.geomspace(*sweep_range, max(2, points))
     return sorted({round(float(s) * default, 3) for s in shares} | {round(default, 3)})
 
 
@@ -311,7 +313,7 @@ def knob_grid(name: str, setup: Setup) -> list[Knob]:
         quantiles = [Knob("quantile", q) for q in sorted({*setup.quantiles, default.value})]
         thresholds = [Knob("threshold", round(s * threshold, 3)) for s in setup.threshold_shares]
         return quantiles + thresholds
-    return [Knob(default.name, v) for v in _target_grid(default.value, setup.sweep_points)]
+    return [Knob(default.name, v) for v in _target_grid(default.value, setup.sweep_points, setup.sweep_range)]
 
 
 def _run(
