@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from scaler.readiness import MAX_PENDING_RUNS, MIN_STARTUPS, WINDOW, LeadTimeEstimate, ReadinessTracker
-from scaler.sim.cluster import Cluster, ClusterConfig
+from scaler.sim.cluster import Cluster
+from scaler.sim.service import ClusterConfig
 
 STEP_S = 15.0
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler.sim.cluster import Cluster, ClusterConfig
+from scaler.sim.cluster import Cluster
+from scaler.sim.service import ClusterConfig
 
 # 10 slots x 1 s per request: one replica serves 10 requests/s, 50 per 5-s tick.
 CONFIG = ClusterConfig(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaler.sim.cluster import ClusterConfig, ClusterLog
+from scaler.sim.cluster import ClusterLog
 from scaler.sim.outcomes import Outcome, against_reference, summarize
+from scaler.sim.service import ClusterConfig
 
 CLUSTER = ClusterConfig(concurrency=10, service_time_s=1.0, slo_s=2.0, usd_per_gpu_hour=4.0)
 

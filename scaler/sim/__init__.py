@@ -30,10 +30,10 @@ Example::
 """
 
 from scaler.sim.autoscaler import SCALE_DOWN, SCALE_UP, ScalingConfig, ScalingPolicy, ScalingRules
-from scaler.sim.cluster import ClusterConfig
 from scaler.sim.demand import rates_per_tick, rescale_to_peak, sample_arrivals
 from scaler.sim.interface import Answer, Metric, PipelineConfig, Policy, PolicyFactory, Scenario, Signals
 from scaler.sim.outcomes import MinuteSeries, Outcome, TickSeries
+from scaler.sim.service import ClusterConfig
 
 # The submodule `baselines` is loaded first, so that the function `baselines` bound next keeps the
 # name: a submodule loaded later would replace the package's attribute with itself.

@@ -23,7 +23,6 @@ import numpy as np
 from forecasting.base import DAY_S
 from scaler.sim.autoscaler import SCALE_DOWN, ScalingConfig, ScalingRules
 from scaler.sim.baselines import AwsStyle, CraneDSP, NoForecast, ReactiveRate
-from scaler.sim.cluster import ClusterConfig
 from scaler.sim.holt_winters import holt_winters
 from scaler.sim.interface import PipelineConfig, PolicyFactory, Scenario
 from scaler.sim.outcomes import Outcome, against_reference
@@ -31,6 +30,7 @@ from scaler.sim.policies import fixed_buffer, oracle, reactive
 from scaler.sim.predictive import Predictive, predictive
 from scaler.sim.run import prepare, run_policy
 from scaler.sim.samples import past_rates
+from scaler.sim.service import ClusterConfig
 from scaler.sim.shared import FitCache
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget, knob_ranges
 from scaler.sim.trigger_settings import PredictiveSettings

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scaler.sim.autoscaler import ScalingConfig
-from scaler.sim.cluster import ClusterConfig
+from scaler.sim.service import ClusterConfig
 
 SCRAPE_INTERVAL_S = 15.0
 RATE_WINDOW_S = 60.0

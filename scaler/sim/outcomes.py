@@ -20,7 +20,8 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from scaler.sim.cluster import ClusterConfig, ClusterLog, FloatArray, IntArray
+from scaler.sim.cluster import ClusterLog, FloatArray, IntArray
+from scaler.sim.service import ClusterConfig
 
 MINUTE_S = 60.0
 # Edges closer than this are a cohort of width MIN_SPREAD_S: keeps the latency distribution continuous.

@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from scaler.sim.cluster import ClusterConfig
 from scaler.sim.outcomes import Outcome
+from scaler.sim.service import ClusterConfig
 from scaler.sim.sweep import SweepPoint, frontier
 
 HOUR_S = 3600.0

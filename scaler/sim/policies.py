@@ -13,8 +13,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from scaler.policy import past_tolerance
 from scaler.sim.autoscaler import ScalingConfig, hpa_desired
-from scaler.sim.cluster import ClusterConfig
 from scaler.sim.interface import Metric, PolicyFactory, Scenario, Signals
+from scaler.sim.service import ClusterConfig
 
 FloatArray = npt.NDArray[np.float64]
 

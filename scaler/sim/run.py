@@ -15,10 +15,11 @@ from collections import deque
 from collections.abc import Mapping
 
 from scaler.sim.autoscaler import Autoscaler, ScalingConfig
-from scaler.sim.cluster import Cluster, ClusterConfig
+from scaler.sim.cluster import Cluster
 from scaler.sim.demand import rates_per_tick, sample_arrivals
 from scaler.sim.interface import PipelineConfig, Policy, PolicyFactory, Scenario, Signals
 from scaler.sim.outcomes import MINUTE_S, MinuteJudge, Outcome, against_reference, summarize
+from scaler.sim.service import ClusterConfig
 from scaler.traces import Trace
 
 DEFAULT_TICK_S = 5.0
