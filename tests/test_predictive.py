@@ -95,6 +95,29 @@ async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accura
     assert registry.get_sample_value("prescaler_pipeline_cost", {**labels, "kind": "no_forecast"}) is None
 
 
+async def test_a_burst_reserve_is_exported_and_described_and_zero_on_a_clean_daily_cycle(
+    trace_dir: Path,
+) -> None:
+    """`burstReserve: true` on the replayed daily cycle: nothing bursts, so the reserve exported and
+    shown in /targets is 0 and the values are those of the same target without it."""
+    labels = {"namespace": "serving", "name": "llm", "metric": "prescaler"}
+    answers = {}
+    for flag in ("true", "false"):
+        clock = FakeClock()
+        refresher, registry = make(
+            trace_dir, clock, mode="predictive", leadTime="30m", refitInterval="6h", burstReserve=flag
+        )
+        answers[flag] = await walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 24)
+        served = refresher.describe()["served_bound"]
+        reserve = registry.get_sample_value("prescaler_burst_reserve", labels)
+        if flag == "true":
+            assert reserve == 0.0
+            assert served["burst_reserve"] == 0.0 and served["bursts"] == 0
+        else:
+            assert reserve is None and served["burst_reserve"] is None
+    assert answers["true"] == answers["false"]
+
+
 async def test_a_failing_fit_leaves_the_target_reactive_with_the_reason(trace_dir: Path) -> None:
     class Broken(ThreadPoolExecutor):
         def submit(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
