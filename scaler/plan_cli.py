@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scaler.units import parse_duration_s
+from scaler.cli_types import duration, whole_number
 
 if TYPE_CHECKING:
     from scaler.traces import Trace
@@ -28,13 +28,6 @@ DEFAULT_QUANTILE = 0.95
 """`PlanOptions.quantile`'s default, kept here so that `--help` imports nothing heavy (a test checks both agree)."""
 _GROWTH = re.compile(r"^\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*%\s*/\s*(day|week|month|year)\s*$")
 _PER_MONTH = {"day": 730.0 / 24, "week": 730.0 / 168, "month": 1.0, "year": 1 / 12}
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration_s(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"`{text}`: {exc}") from None
 
 
 def parse_growth(text: str) -> float | None:
@@ -57,16 +50,6 @@ def _quantile(text: str) -> float:
         raise argparse.ArgumentTypeError(f"`{text}` is not a number") from None
     if not 0.5 <= value < 1:
         raise argparse.ArgumentTypeError(f"`{text}`: expected an upper quantile in [0.5, 1)")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"`{text}`: expected a whole number >= 0")
     return value
 
 
@@ -105,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     where.add_argument(
         "--since",
-        type=_duration,
+        type=duration,
         default=35 * DAY_S,
         metavar="DURATION",
         help="history read from Prometheus (default 35d)",
@@ -128,7 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     how = parser.add_argument_group("the plan")
     how.add_argument(
         "--horizon",
-        type=_duration,
+        type=duration,
         default=28 * DAY_S,
         metavar="DURATION",
         help="hours planned (default 28d)",
@@ -154,7 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     how.add_argument(
         "--backtest-origins",
-        type=_count,
+        type=whole_number(0),
         default=4,
         metavar="N",
         help="rolling backtest origins, a day apart (default 4; 0 skips)",

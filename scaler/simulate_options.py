@@ -13,6 +13,7 @@ from pathlib import Path
 from forecasting.base import DAY_S
 from scaler import trigger_values
 from scaler.choice import PIPELINES
+from scaler.cli_types import duration, whole_number
 from scaler.sim.compare import (
     POLICIES,
     QUANTILES,
@@ -25,15 +26,8 @@ from scaler.trigger import DEFAULT_LEAD_S
 from scaler.units import parse_duration_s
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration_s(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"`{text}`: {exc}") from None
-
-
 def _lead_time(text: str) -> float | str:
-    return "auto" if text.strip().lower() == "auto" else _duration(text)
+    return "auto" if text.strip().lower() == "auto" else duration(text)
 
 
 def _positive(text: str) -> float:
@@ -86,16 +80,6 @@ def _quantiles(text: str) -> tuple[float, ...]:
     return values
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"`{text}`: expected a whole number >= 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every `simulate` flag to `parser`, in groups."""
     where = parser.add_argument_group("the load (one of --trace or --prometheus with --query)")
@@ -114,21 +98,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--since",
-        type=_duration,
+        type=duration,
         default=14 * DAY_S,
         metavar="DURATION",
         help="how far back to read from Prometheus (default 14d)",
     )
     where.add_argument(
         "--step",
-        type=_duration,
+        type=duration,
         default=60.0,
         metavar="DURATION",
         help="resolution of the demand: finer traces are averaged, coarser ones interpolated (default 1m)",
     )
     where.add_argument(
         "--history",
-        type=_duration,
+        type=duration,
         default=7 * DAY_S,
         metavar="DURATION",
         help="past before the simulated window, given to the forecasting policies as their history (default 7d)",
@@ -146,21 +130,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     service = parser.add_argument_group("the service")
     service.add_argument(
         "--startup",
-        type=_duration,
+        type=duration,
         default=180.0,
         metavar="DURATION",
         help="median start-up delay, from a replica asked for to it serving (default 180s)",
     )
     service.add_argument(
         "--startup-p95",
-        type=_duration,
+        type=duration,
         metavar="DURATION",
         help="95th percentile of the per-replica start-up delay, lognormal (default 1.5 x --startup; "
         "equal to --startup for a fixed delay)",
     )
     service.add_argument(
         "--client-timeout",
-        type=_duration,
+        type=duration,
         default=30.0,
         metavar="DURATION",
         help="a request still waiting this long is dropped and counts as a violation (default 30s)",
@@ -174,21 +158,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     service.add_argument(
         "--node-startup",
-        type=_duration,
+        type=duration,
         default=300.0,
         metavar="DURATION",
         help="with --gpus-per-node: from a node asked for to it taking pods (default 5m)",
     )
     service.add_argument(
         "--node-unneeded",
-        type=_duration,
+        type=duration,
         default=600.0,
         metavar="DURATION",
         help="with --gpus-per-node: Cluster Autoscaler's scale-down-unneeded-time (default 10m)",
     )
     service.add_argument(
         "--service-time",
-        type=_duration,
+        type=duration,
         default=1.0,
         metavar="DURATION",
         help="time one request occupies a slot (default 1s)",
@@ -202,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     service.add_argument(
         "--slo",
-        type=_duration,
+        type=duration,
         default=2.0,
         metavar="DURATION",
         help="p99 latency objective, queueing + service (default 2s)",
@@ -222,21 +206,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pipeline = parser.add_argument_group("the metric pipeline and KEDA/HPA")
     pipeline.add_argument(
         "--scrape-interval",
-        type=_duration,
+        type=duration,
         default=15.0,
         metavar="DURATION",
         help="Prometheus scrape interval every policy sees the service through (default 15s)",
     )
     pipeline.add_argument(
         "--rate-window",
-        type=_duration,
+        type=duration,
         default=60.0,
         metavar="DURATION",
         help="the rate() window of request rates (default 1m)",
     )
     pipeline.add_argument(
         "--scale-down-window",
-        type=_duration,
+        type=duration,
         metavar="DURATION",
         help="give the HPA an explicit `behavior` with this scale-down stabilization window (default: "
         "no behavior, the HPA's legacy path: 300 s stabilization, up to max(2x, 4) replicas per sync)",
@@ -249,7 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     pipeline.add_argument(
         "--fallback-failures",
-        type=_count,
+        type=whole_number(1),
         default=3,
         metavar="N",
         help="KEDA `fallback.failureThreshold` (default 3)",
@@ -298,7 +282,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     policy.add_argument(
         "--lead-time-fallback",
-        type=_duration,
+        type=duration,
         default=DEFAULT_LEAD_S,
         metavar="DURATION",
         help="with --lead-time auto: predictive's `leadTimeFallback` (default 3m, the trigger's default)",
@@ -326,7 +310,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     policy.add_argument(
         "--refit-interval",
-        type=_duration,
+        type=duration,
         default=3600.0,
         metavar="DURATION",
         help="predictive's `refitInterval`, in simulated time (default 1h)",
@@ -352,7 +336,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     policy.add_argument(
         "--sweep-points",
-        type=_count,
+        type=whole_number(1),
         default=SWEEP_POINTS,
         metavar="N",
         help=f"points of a target's sweep, {SWEEP_FROM:g} to {SWEEP_TO:g} x its default (default {SWEEP_POINTS})",
@@ -360,7 +344,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group = parser.add_argument_group("the run")
     run_group.add_argument("--seed", type=int, default=1, help="seed of the Poisson arrivals (default 1)")
     run_group.add_argument(
-        "--tick", type=_duration, default=5.0, metavar="DURATION", help="simulation step (default 5s)"
+        "--tick", type=duration, default=5.0, metavar="DURATION", help="simulation step (default 5s)"
     )
     run_group.add_argument(
         "--json", type=Path, required=True, metavar="OUT", help="write the results as JSON here"

@@ -17,12 +17,12 @@ from pathlib import Path
 import pynvml
 from prometheus_client import CollectorRegistry, start_http_server
 
+from scaler.cli_types import duration
 from scaler.gpu.errors import GpuUnavailable
 from scaler.gpu.exporter import Exporter
 from scaler.gpu.model import Attribution, PodRef, StaticAttribution
 from scaler.gpu.nvml_api import Nvml
 from scaler.gpu.podresources import DEFAULT_SOCKET, KubeletPodResources
-from scaler.units import parse_duration_s
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--interval",
-        type=_duration,
+        type=duration,
         default=1.0,
         metavar="DURATION",
         help="time between samples, also the period SM activity averages over (default 1s)",
@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--pod-resources-refresh",
-        type=_duration,
+        type=duration,
         default=10.0,
         metavar="DURATION",
         help="how often the device -> pod assignment is re-read (default 10s)",
@@ -162,10 +162,3 @@ def _attribution(args: argparse.Namespace, environ: Mapping[str, str]) -> Attrib
             PodRef(environ["POD_NAMESPACE"], environ["POD_NAME"], environ.get("CONTAINER_NAME", ""))
         )
     return StaticAttribution()
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration_s(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"`{text}`: {exc}") from None
