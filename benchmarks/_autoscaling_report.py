@@ -185,8 +185,8 @@ def losses(runs: list[Run], startups: list[float], budgets: list[float]) -> list
                     )
             if outside:
                 found.append(
-                    f"- {label}: predictive's sweep does not reach the budget (no reading) where the best "
-                    f"tuned reactive's does, on {', '.join(outside)}."
+                    f"- {label}: predictive has no reading (its frontier does not cross the budget inside "
+                    f"its sweep) where the best tuned reactive has one on every seed, on {', '.join(outside)}."
                 )
             if nobody:
                 found.append(
