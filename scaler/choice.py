@@ -9,6 +9,9 @@ bound of each candidate, all with the same quantile and each with its own online
   and the Poisson spread of the requests in service, as `forecast`; only with `rateQuery`);
 - `reactive`: the observed value itself (no margin).
 
+With `burstReserve: true` the forecast and no_forecast bounds carry a reserve held after clustered
+bursts (`scaler.bursts`), each candidate its own, judged on its own bound without the reserve.
+
 Each candidate is scored as what is served is: covered when the observed peak over the lead time
 stayed within its bound, and its cost is the mean value it would have sent KEDA (at least the
 observed value), over the newest `window` scored steps. This is a rolling backtest of each pipeline on
