@@ -19,7 +19,9 @@ the target's own recent traffic. A candidate is eligible once it has `MIN_EVALUA
 coverage is within `COVERAGE_SLACK` below the quantile; the cheapest eligible one is served, and the
 one served changes only when another is cheaper by more than `SWITCH_MARGIN` (so the answer does not
 flip on noise). Until a candidate other than the forecast is eligible and cheaper, the forecast is
-served, as it was before this choice existed.
+served, as it was before this choice existed; while the forecast has no bound (no fit yet: a target
+without a day of history), no_forecast's bound is served in its place, not the bare observed value
+(`serving` says which was).
 
 Limits, plainly: the candidates not served are scored on traffic shaped by the one served (an early
 scale-up keeps the queue short for every candidate), which flatters them; the switch margin and the
@@ -133,6 +135,9 @@ class PipelineChoice:
         self.why = (
             "fixed by `pipeline`" if self._fixed else "the forecast until another pipeline is shown cheaper"
         )
+        self.serving, self.serving_why = self.chosen, self.why
+        """The pipeline whose bound the latest step served, and why: `chosen`, or no_forecast while the
+        chosen forecast has no bound."""
 
     def calibration(self, name: str) -> BoundCalibration:
         return self._candidates[name].calibration
@@ -192,8 +197,18 @@ class PipelineChoice:
         if self._fixed is None and self._scored:
             self._choose()  # the costs and coverages it compares change only when windows are scored
             self._scored = False
-        entry = served[CANDIDATES.index(self.chosen)]
-        return Choice(self.chosen, None if entry is None else entry.value, self.why)
+        name, why = self.chosen, self.why
+        entry = served[CANDIDATES.index(name)]
+        if entry is None and self._fixed is None and name == "forecast":
+            instead = served[CANDIDATES.index("no_forecast")]
+            if instead is not None:
+                name, why, entry = (
+                    "no_forecast",
+                    "the forecast has no bound yet: no_forecast's in its place",
+                    instead,
+                )
+        self.serving, self.serving_why = name, why
+        return Choice(name, None if entry is None else entry.value, why)
 
     def _choose(self) -> None:
         floor = self.quantile - COVERAGE_SLACK

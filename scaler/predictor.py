@@ -116,7 +116,7 @@ class Predictor:
     @property
     def served(self) -> BoundCalibration:
         """The served pipeline's calibration: its coverage is `prescaler_bound_coverage`."""
-        return self.choice.calibration(self.choice.chosen)
+        return self.choice.calibration(self.choice.serving)
 
     @property
     def model(self) -> str:

@@ -273,10 +273,10 @@ class Refresher:
         if predictor is None:
             return None
         slo, choice = predictor.slo, predictor.choice
-        burst = choice.burst(choice.chosen)
+        burst = choice.burst(choice.serving)
         return {
-            "pipeline": choice.chosen,
-            "pipeline_why": choice.why,
+            "pipeline": choice.serving,
+            "pipeline_why": choice.serving_why,
             "pipeline_cost": {name: _finite(choice.cost(name)) for name in CANDIDATES},
             "coverage_scale": round(predictor.served.scale, 4),
             "bound_coverage": _finite(predictor.served.coverage),
@@ -334,16 +334,16 @@ class Refresher:
         self._telemetry.margin.set(labels, predictor.served.scale, "coverage")
         choice = predictor.choice
         for name in CANDIDATES:
-            self._telemetry.pipeline.set(labels, 1.0 if name == choice.chosen else 0.0, name)
+            self._telemetry.pipeline.set(labels, 1.0 if name == choice.serving else 0.0, name)
             cost = choice.cost(name)
             if math.isfinite(cost):
                 self._telemetry.pipeline_cost.set(labels, cost, name)
-        burst = choice.burst(choice.chosen)
+        burst = choice.burst(choice.serving)
         if burst is not None:
             self._telemetry.burst_reserve.set(labels, burst.value)
-        if choice.chosen != self._logged_pipeline:
-            self._log.info("serving the %s pipeline: %s", choice.chosen, choice.why)
-            self._logged_pipeline = choice.chosen
+        if choice.serving != self._logged_pipeline:
+            self._log.info("serving the %s pipeline: %s", choice.serving, choice.serving_why)
+            self._logged_pipeline = choice.serving
         if predictor.slo is not None:
             self._telemetry.margin.set(labels, predictor.slo.factor, "slo")
             if predictor.slo.reads:

@@ -82,10 +82,25 @@ def test_a_pipeline_named_by_the_trigger_is_always_served() -> None:
     assert choice.cost("no_forecast") == pytest.approx(110.0)  # still scored, for the record
 
 
-def test_a_step_without_the_chosen_pipelines_bound_serves_none() -> None:
+def test_while_the_forecast_has_no_bound_no_forecasts_is_served_in_its_place() -> None:
+    """No fit yet: `auto` serves no_forecast's bound, not the bare observed value, and says so; the
+    choice itself stays on the forecast, which serves again once it has a bound."""
     choice = PipelineChoice(0.9, window=10, gain=0.0)
     served = choice.serve(0.0, 60.0, 5.0, {"no_forecast": Parts(5.0, 6.0)})
-    assert (served.pipeline, served.value) == ("forecast", None)  # no fit yet: the answer is the observed
+    assert (served.pipeline, served.value) == ("no_forecast", 6.0)
+    assert (choice.chosen, choice.serving) == ("forecast", "no_forecast")
+    assert "no bound" in served.why and choice.serving_why == served.why
+    later = choice.serve(15.0, 75.0, 5.0, {"forecast": Parts(5.0, 7.0), "no_forecast": Parts(5.0, 6.0)})
+    assert (later.pipeline, later.value, choice.serving) == ("forecast", 7.0, "forecast")
+    # Without either bound, nothing is served: the answer is the observed value.
+    assert choice.serve(30.0, 90.0, 5.0, {}).value is None
+
+
+def test_a_pinned_forecast_without_a_bound_serves_none() -> None:
+    """`pipeline: forecast` is the forecast or nothing (the observed value), never another pipeline."""
+    choice = PipelineChoice(0.9, window=10, pipeline="forecast", gain=0.0)
+    served = choice.serve(0.0, 60.0, 5.0, {"no_forecast": Parts(5.0, 6.0)})
+    assert (served.pipeline, served.value, choice.serving) == ("forecast", None, "forecast")
 
 
 def test_an_unknown_pipeline_is_refused_by_name() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from scaler.errors import ConfigError
+from scaler.leadtime import MIN_SERVICE_SAMPLES
 from scaler.sim import ClusterConfig, Outcome, ScalingConfig, Scenario, prepare, run_policy
 from scaler.sim.compare import Comparison, Setup, compare
 from scaler.sim.holt_winters import HoltWintersPolicy, holt_winters
@@ -238,10 +239,13 @@ def test_without_a_past_predictive_answers_what_it_observes_until_it_has_a_day()
     policy, _ = run_predictive(window, None, settings=dataclasses.replace(hourly, pipeline="forecast"))
     assert {d.reason for d in policy.decisions} <= {"observed", "observed+tolerance"}
     assert sum(policy.fits.values()) == 5
-    # Choosing, it serves no_forecast's bound once that has an hour of scores, since no forecast has any.
+    # Choosing, it serves no_forecast's bound in the forecast's place as soon as the time in service is
+    # measured (MIN_SERVICE_SAMPLES steps), and chooses it once it has an hour of scores.
     chooser, _ = run_predictive(window, None, settings=hourly)
     assert chooser.choice.chosen == "no_forecast" and "no_forecast" in chooser.choice.why
-    assert set(chooser.pipelines) == {"forecast", "no_forecast"}
+    assert chooser.pipelines["forecast"] == MIN_SERVICE_SAMPLES - 1  # no bound of any kind yet
+    first = next(i for i, d in enumerate(chooser.decisions) if d.reason.startswith("forecast"))
+    assert first == MIN_SERVICE_SAMPLES - 1
 
 
 def test_the_frontier_keeps_the_best_at_each_cost() -> None:

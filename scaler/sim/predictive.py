@@ -236,7 +236,7 @@ class Predictive:
     @property
     def calibration(self) -> BoundCalibration:
         """The served pipeline's calibration (its coverage and margin scale)."""
-        return self.choice.calibration(self.choice.chosen)
+        return self.choice.calibration(self.choice.serving)
 
     def _lead_bound(self, now_s: float) -> LeadBound | None:
         """The arrival rate's forecast over the lead time; None before the first fit."""
@@ -270,10 +270,10 @@ class Predictive:
             coverage = self.calibration.coverage
             found["bound_coverage"] = round(coverage, 4) if math.isfinite(coverage) else None
             found["margin_scale"] = round(self.calibration.scale, 4)
-            found["pipeline"] = self.choice.chosen
+            found["pipeline"] = self.choice.serving
             steps = sum(self.pipelines.values())
             found["pipeline_share"] = {k: round(v / steps, 4) for k, v in sorted(self.pipelines.items())}
-            burst = self.choice.burst(self.choice.chosen)
+            burst = self.choice.burst(self.choice.serving)
             if burst is not None:
                 after = burst.share_after
                 found["burst_reserve"] = {
