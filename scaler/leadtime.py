@@ -17,6 +17,7 @@ import numpy.typing as npt
 from forecasting.base import DAY_S, ForecastConfig
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import Series, prepare
+from scaler.choice import Parts
 from scaler.history import History
 from scaler.trigger import TriggerConfig
 from scaler.trigger_values import MAX_LEAD_S
@@ -113,6 +114,13 @@ def flat_in_flight(rate: float, service_time_s: float, quantile: float) -> tuple
     the rate's margin is 0, so the bound is the mean in flight plus the Poisson spread)."""
     mean = max(rate, 0.0) * service_time_s
     return mean, mean + abs(_z(quantile) * math.sqrt(mean))
+
+
+def in_flight_parts(lead: LeadBound, service_time_s: float) -> Parts | None:
+    """The forecast pipeline's (centre, bound) in flight (`in_flight_centre`, `in_flight_bound`), as
+    `scaler.choice` takes them; None without a forecast."""
+    upper = in_flight_bound(lead, service_time_s)
+    return None if upper is None else Parts(in_flight_centre(lead, service_time_s), upper)
 
 
 def in_flight_centre(lead: LeadBound, service_time_s: float) -> float:

@@ -41,8 +41,7 @@ from scaler.leadtime import (
     flat_in_flight,
     forecast_config,
     history_bound,
-    in_flight_bound,
-    in_flight_centre,
+    in_flight_parts,
     measured_service_time_s,
 )
 from scaler.sources.base import Source
@@ -198,8 +197,7 @@ class Predictor:
             return (
                 None if lead.upper is None else Parts(float(np.max(lead.means)) * scale, lead.upper * scale)
             )
-        upper = in_flight_bound(lead, scale)
-        return None if upper is None else Parts(in_flight_centre(lead, scale), upper)
+        return in_flight_parts(lead, scale)
 
     def _units(self, observed_history: History) -> tuple[float | None, str]:
         """Factor from the forecast series' units to the trigger's: 1, or Little's law W."""

@@ -47,8 +47,7 @@ from scaler.leadtime import (
     flat_in_flight,
     forecast_config,
     history_bound,
-    in_flight_bound,
-    in_flight_centre,
+    in_flight_parts,
     series_bound,
 )
 from scaler.policy import Decision, decide
@@ -61,11 +60,6 @@ from scaler.traces import Trace
 from scaler.trigger import TriggerConfig
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def _parts(lead: LeadBound, scale: float) -> Parts | None:
-    upper = in_flight_bound(lead, scale)
-    return None if upper is None else Parts(in_flight_centre(lead, scale), upper)
 
 
 class Predictive:
@@ -221,7 +215,7 @@ class Predictive:
         if scale is not None:
             lead = self._lead_bound(now_s)
             if lead is not None and lead.upper is not None:
-                parts["forecast"] = _parts(lead, scale)
+                parts["forecast"] = in_flight_parts(lead, scale)
             latest = self._rates.latest()
             if math.isfinite(latest):
                 parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, self.config.quantile))
