@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scaler.sim import ClusterConfig
-from scaler.sim.compare import FLOORS, POLICIES, Setup, compare
+from scaler.sim.compare import FLOORS, POLICIES, Setup, compare, knob_grid
 from scaler.sim.readings import to_json
 from scaler.sim.trigger_settings import PredictiveSettings
 from scaler.traces import Trace
@@ -125,3 +125,14 @@ def test_predictive_runs_once_under_each_budget_as_its_error_budget(swept: dict[
         assert ratio is None or ratio > 0
     coverage = result["policies"]["predictive"]["forecasting"]["bound_coverage"]  # type: ignore[index]
     assert 0.5 <= coverage <= 1.0  # calibrated towards the quantile (0.9) within the run
+
+
+def test_a_target_knob_is_swept_over_its_range_and_a_bad_range_is_refused_by_name() -> None:
+    wide = Setup(CLUSTER, sweep_points=12, sweep_range=(0.25, 1.6))
+    values = [k.value for k in knob_grid("reactive", wide)]
+    assert min(values) == pytest.approx(0.25 * CLUSTER.concurrency)
+    assert max(values) == pytest.approx(1.6 * CLUSTER.concurrency)
+    assert CLUSTER.concurrency in values and len(values) == 13  # the default is kept besides the points
+    for bad in ((0.0, 1.6), (1.6, 0.5), (0.5, float("inf"))):
+        with pytest.raises(ValueError, match="sweep_range"):
+            Setup(CLUSTER, sweep_range=bad)

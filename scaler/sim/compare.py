@@ -105,6 +105,11 @@ class Setup:
     threshold_shares: tuple[float, ...] = THRESHOLD_SHARES
     """predictive's thresholds swept (at its default quantile), as shares of its default threshold."""
 
+    def __post_init__(self) -> None:
+        low, high = self.sweep_range
+        if not (0.0 < low < high < math.inf):
+            raise ValueError(f"sweep_range {self.sweep_range}: expected (from, to) with 0 < from < to")
+
     def reactive_target(self) -> float:
         return float(self.cluster.concurrency) if self.target is None else self.target
 
