@@ -351,3 +351,26 @@ def test_an_error_budget_controls_predictive_on_the_simulated_slo(tmp_path: Path
     share = predictive["slo_violation_minutes"] / (result["days"] * 1440)
     assert budget["violating_share_read"] == pytest.approx(share, abs=0.01)
     assert predictive["forecasting"]["pipeline_share"] == {"forecast": 1.0}
+
+
+def test_burst_reserve_sets_the_key_and_reports_what_it_held(tmp_path: Path) -> None:
+    """`--burst-reserve`: predictive's trigger gets `burstReserve: true` and the JSON reports its burst
+    windows, the share of windows after a burst that were bursts, and the steps it held a reserve;
+    without the flag the key is off and nothing is reported."""
+    runs = {}
+    for flag in ((), ("--burst-reserve",)):
+        out = tmp_path / f"out{len(flag)}.json"
+        code = simulate(
+            [
+                *("--trace", str(TAXI), "--history", "3d", "--days", "0.5", "--refit-interval", "6h"),
+                *("--policies", "predictive", *flag, "--json", str(out)),
+            ]
+        )
+        assert code == 0
+        runs[bool(flag)] = json.loads(out.read_text())
+    assert runs[True]["settings"]["predictive"]["burst_reserve"] is True
+    assert runs[False]["settings"]["predictive"]["burst_reserve"] is False
+    held = runs[True]["policies"]["predictive"]["forecasting"]["burst_reserve"]
+    assert set(held) == {"bursts", "share_after_burst", "steps_share"}
+    assert held["bursts"] >= 0 and 0.0 <= held["steps_share"] <= 1.0
+    assert "burst_reserve" not in runs[False]["policies"]["predictive"]["forecasting"]
