@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._autoscaling_plots import figures
 from benchmarks._autoscaling_served import BUDGET_SLACK, COVERAGE_SLACK, budget_table, coverage_table
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, gpu_hours_at_budget
 
@@ -28,7 +29,6 @@ POLICIES = (
     "reactive_60s",
     "reactive_rate",
 )
-PLOTTED_STARTUP_S = 180.0
 GOAL_MIN = 45
 """The protocol is meant to run within this many minutes on 2 cores."""
 
@@ -196,50 +196,6 @@ def losses(runs: list[Run], startups: list[float], budgets: list[float]) -> list
     return found
 
 
-def figures(runs: list[Run], budgets: list[float], plots: Path) -> list[str]:
-    """One frontier figure per kind at PLOTTED_STARTUP_S (test windows); their file names."""
-    from scaler.sim.plot import frontier_figure
-
-    names = []
-    plots.mkdir(parents=True, exist_ok=True)
-    for old in plots.glob("autoscaling_*.png"):
-        old.unlink()
-    for kind in KINDS:
-        chosen = [
-            r
-            for r in runs
-            if r["kind"] == kind
-            and r["job"]["split"] == "test"
-            and r["job"]["startup_s"] == PLOTTED_STARTUP_S
-        ]
-        if not chosen:
-            continue
-        lines: dict[str, list[tuple[float, float]]] = {}
-        floors: dict[str, list[float]] = defaultdict(list)
-        for run in chosen:
-            floor = run["oracle_floor"]["clairvoyant"]
-            days = run["days"]
-            floors["oracle"].append(run["oracle_floor"]["lookahead"] / floor)
-            floors["clairvoyant"].append(1.0)
-            for policy in POLICIES:
-                points = run["policies"][policy]["frontier"]
-                lines[f"{policy}|{run['key']}"] = [
-                    (p["gpu_hours"] / floor, p["slo_violation_minutes"] / days) for p in points
-                ]
-        per_day = [share * 1440 for share in budgets]
-        title = (
-            f"{kind} test windows, {PLOTTED_STARTUP_S:g} s median start-up: each policy's frontier over its knob, "
-            f"one line per window and seed ({len(chosen)} runs)"
-        )
-        figure = frontier_figure(
-            title, lines, {name: statistics.median(v) for name, v in floors.items()}, per_day
-        )
-        name = f"autoscaling_frontiers_{kind}_{PLOTTED_STARTUP_S:g}s.png"
-        figure.savefig(plots / name, dpi=80)
-        names.append(name)
-    return names
-
-
 def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], plots: Path) -> str:
     """The section's text."""
     meta = saved.get("meta", {})
@@ -377,7 +333,7 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
     parts += ["### Where predictive loses (test windows, median over seeds)", ""]
     parts += lost or ["- Nowhere among the finished jobs."]
     parts += [""]
-    names = figures(runs, budgets, plots)
+    names = figures(runs, budgets, plots, kinds=KINDS, policies=POLICIES)
     if names:
         parts += ["### Frontiers", ""]
         parts += [f"![{name}](plots/{name})" for name in names]
