@@ -70,6 +70,11 @@ class _LogFactor:
     def step(self, outcome: float) -> None:
         self._log = min(self._high, max(self._low, self._log + self._gain * (outcome - self._aim)))
 
+    @property
+    def at_limit(self) -> int:
+        """-1 at the lower limit, 1 at the upper one, else 0."""
+        return -1 if self._log <= self._low else 1 if self._log >= self._high else 0
+
 
 class LeadWindows(Generic[T]):
     """Lead-time windows waiting for their outcome: the peak of the values observed in (made, due].
@@ -197,6 +202,23 @@ class SloControl:
 
     def serve(self, bound: float) -> float:
         return bound * self.factor
+
+    @property
+    def held(self) -> str | None:
+        """Why the factor is held at one of its limits, in words; None while it is inside them."""
+        limit = self._factor.at_limit
+        if limit < 0:
+            return (
+                f"at its floor ({MIN_FACTOR:g}x): the SLO holds even with the bound cut this far, and the "
+                "observed value is never undercut, so the budget stays partly unspent"
+            )
+        if limit > 0:
+            return (
+                f"at its ceiling ({MAX_FACTOR:g}x): the SLO is violated more often than the budget allows "
+                "even so; a larger margin does not buy it (compare leadTime with the replicas' start-up, "
+                "and the capacity the bound asks for with maxReplicaCount)"
+            )
+        return None
 
     @property
     def reads(self) -> int:

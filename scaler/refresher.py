@@ -283,6 +283,7 @@ class Refresher:
             "quantile": self.config.quantile,
             "slo_factor": round(slo.factor, 4) if slo is not None else None,
             "slo_share": _finite(slo.share) if slo is not None else None,
+            "slo_held": slo.held if slo is not None else None,
             "error_budget": self.config.error_budget,
             "burst_reserve": None if burst is None else round(burst.value, 6),
             "bursts": None if burst is None else burst.bursts,

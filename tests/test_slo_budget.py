@@ -36,12 +36,17 @@ def test_a_share_outside_0_1_is_not_a_read_and_the_factor_is_bounded() -> None:
     for bad in (math.nan, -0.1, 1.5, math.inf):
         control.observe(bad)
     assert control.reads == 0
+    assert control.held is None
     for _ in range(50):
         control.observe(1.0)
     assert control.factor == pytest.approx(MAX_FACTOR)
+    assert control.held is not None and control.held.startswith("at its ceiling (4x)")
     for _ in range(50):
         control.observe(0.0)
     assert control.factor == pytest.approx(MIN_FACTOR)
+    assert control.held is not None and "never undercut" in control.held
+    control.observe(1.0)  # one violation lifts it off the floor
+    assert control.held is None
 
 
 def test_integral_control_brings_the_violating_share_to_the_budget() -> None:
@@ -131,6 +136,7 @@ async def test_the_served_bound_follows_the_violating_share_read_every_step(trac
     assert margin("coverage") == 1.0  # the coverage correction is off under an error budget
     described = refresher.describe()["served_bound"]
     assert described["slo_factor"] == pytest.approx(rising, rel=1e-3) and described["error_budget"] == 0.05
+    assert described["slo_held"] is None  # rising, not yet at its ceiling
     share["now"] = 0.0
     await walk(refresher, clock, clock.now_s, 12)
     falling = margin("slo")
