@@ -1,12 +1,16 @@
 """The autoscaling section's tables of what predictive served: the coverage of its calibrated bound,
-the pipeline it chose, and its runs under an error budget, from the saved runs."""
+the pipeline it chose, and its runs under an error budget (with why each window misses the budget),
+from the saved runs."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+from scaler.calibration import MAX_FACTOR, MIN_FACTOR
 
 KINDS = ("diurnal", "spiky", "llm")
 COVERAGE_SLACK = 0.03
@@ -128,5 +132,89 @@ def budget_table(runs: list[Run], startups: list[float], budgets: list[float]) -
 
                     cells.append(_cell(_per_window(part, spent), _windows(part), close))
                     cells.append(_cell(_per_window(part, cost), _windows(part)))
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _factor(entry: Run) -> float | None:
+    found = entry.get("forecasting", {}).get("error_budget", {}).get("factor")
+    return None if found is None else float(found)
+
+
+def travel_minutes(factor: float, gain: float, reads_per_minute: float) -> float:
+    """Violating minutes over the budget that `SloControl`'s factor accounts for by moving from 1 to
+    `factor`: its log moves by gain x (share read - budget) per read, so over a run (the factor inside
+    its limits) the minutes violated are the budget's plus ln(factor) / (gain x reads per minute)."""
+    return math.log(factor) / (gain * reads_per_minute)
+
+
+def identity_check(runs: list[Run], gain: float, reads_per_minute: float) -> dict[str, int]:
+    """How many budget runs, with their factor at the end inside its limits, violated within one
+    minute of the budget plus `travel_minutes`; and how many more or fewer."""
+    counts = {"runs": 0, "within": 0, "more": 0, "fewer": 0}
+    for run in runs:
+        minutes = run["days"] * 1440
+        for entry in run.get("error_budget_runs", []):
+            factor = _factor(entry)
+            if factor is None or not MIN_FACTOR * 1.001 < factor < MAX_FACTOR * 0.999:
+                continue
+            expected = entry["budget_share_of_minutes"] * minutes + travel_minutes(
+                factor, gain, reads_per_minute
+            )
+            off = entry["slo_violation_minutes"] - expected
+            counts["runs"] += 1
+            counts["within" if abs(off) <= 1.0 else "more" if off > 0 else "fewer"] += 1
+    return counts
+
+
+MISS_CAUSES = ("within", "no whole number", "the factor's travel", "other")
+
+
+def miss_cause(runs: list[Run], share: float, gain: float, reads_per_minute: float) -> str | None:
+    """One window's outcome under the budget (its runs are its seeds), by the medians over seeds of
+    the minutes violated and of the factor's log: within BUDGET_SLACK; no whole number of minutes
+    within it; the factor's travel alone (`travel_minutes`) beyond it; or another cause."""
+    entries = [e for r in runs if (e := _budget_run(r, share)) is not None]
+    factors = [f for e in entries if (f := _factor(e)) is not None]
+    if not entries or len(factors) != len(entries) or len(entries) != len(runs):
+        return None
+    budget = share * runs[0]["days"] * 1440
+    low, high = (1 - BUDGET_SLACK) * budget, (1 + BUDGET_SLACK) * budget
+    spent = statistics.median(e["slo_violation_minutes"] for e in entries)
+    if math.floor(high + 1e-9) < math.ceil(low - 1e-9):
+        return "no whole number"
+    if low - 1e-9 <= spent <= high + 1e-9:
+        return "within"
+    travel = travel_minutes(math.exp(statistics.median(math.log(f) for f in factors)), gain, reads_per_minute)
+    return "the factor's travel" if abs(travel) > BUDGET_SLACK * budget else "other"
+
+
+def budget_misses(
+    runs: list[Run], startups: list[float], budgets: list[float], *, gain: float, reads_per_minute: float
+) -> str:
+    """Per kind, start-up and budget: the windows by `miss_cause`, test and dev."""
+    header = [
+        "kind",
+        "start-up",
+        "budget",
+        *(f"{split}: {', '.join(MISS_CAUSES)}" for split in ("test", "dev")),
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for kind in KINDS:
+        for startup in startups:
+            chosen = [r for r in runs if r["kind"] == kind and r["job"]["startup_s"] == startup]
+            for share in budgets:
+                if not any(_budget_run(r, share) for r in chosen):
+                    continue
+                cells = [kind, f"{startup:g} s", f"{share * 100:g} %"]
+                for split in ("test", "dev"):
+                    windows: dict[tuple[str, float], list[Run]] = defaultdict(list)
+                    for r in chosen:
+                        if r["job"]["split"] == split:
+                            windows[(r["job"]["trace"], r["job"]["start_day"])].append(r)
+                    causes = [miss_cause(w, share, gain, reads_per_minute) for w in windows.values()]
+                    cells.append(
+                        " / ".join(str(causes.count(c)) for c in MISS_CAUSES) + f" of {len(windows)}"
+                    )
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import autoscaling
+from benchmarks._autoscaling_report import swept_ranges
+from benchmarks._autoscaling_served import BUDGET_SLACK
 from scaler.sim.compare import Setup
 from scaler.sim.shared import FitCache
+from scaler.sim.sweep import SweepPoint, gpu_hours_at_budget
 from scaler.sim.trigger_settings import PredictiveSettings
 
 POLICIES = ("reactive", "reactive_60s", "reactive_rate", "no_forecast", "predictive")
@@ -67,21 +70,40 @@ def _one(args: tuple[autoscaling.Job, dict[str, Any], str, float, str, dict[str,
     return out
 
 
+def _frontier_at(run: dict[str, Any], minutes: float) -> float | None:
+    """Predictive's GPU-hours on its fixed-knob frontier in `run` at `minutes` violated (the cheapest
+    swept quantile or threshold violating no more; None where none does)."""
+    points = [
+        SweepPoint(p["knob"], p["value"], p["gpu_hours"], p["slo_violation_minutes"])
+        for p in run["policies"]["predictive"]["frontier"]
+    ]
+    return gpu_hours_at_budget(points, minutes / run["days"], run["days"], swept_ranges(run, "predictive"))
+
+
 def budget_report(rows: list[dict[str, Any]], budget: float, against: dict[str, dict[str, Any]]) -> None:
-    """A budget-controlled variant: each window's violating share of minutes over the budget, and its
-    GPU-hours over predictive's equal-SLO reading at that budget in `against` (another run)."""
-    print(f"  budget {budget:g}: window, violating share / budget, GPU-hours / predictive at equal SLO")
+    """A budget-controlled variant: each window's violating share of minutes over the budget; its
+    GPU-hours over predictive's equal-SLO reading at that budget in `against` (another run); and over
+    predictive's fixed-knob frontier there at the minutes it did violate (its cost at its own SLO)."""
+    print(f"  budget {budget:g}: window, violating share / budget, x predictive at equal SLO, x its frontier")
+    within, costs = 0, []
     for r in rows:
         details = r["policies"]["predictive"]
         minutes = r["days"] * 1440
         share = details["slo_violation_minutes"] / minutes / budget
+        within += abs(share - 1.0) <= BUDGET_SLACK + 1e-9
         base = against.get(r["key"])
-        reading = None
+        reading = frontier = None
         if base is not None:
             cell = next(e for e in base["equal_slo"] if abs(e["budget_share_of_minutes"] - budget) < 1e-12)
             reading = cell["gpu_hours"]["predictive"]
+            frontier = _frontier_at(base, details["slo_violation_minutes"])
         ratio = "-" if reading is None else f"{details['gpu_hours'] / reading:.3f}"
-        print(f"    {r['key']:32s} {share:6.2f}  {ratio}")
+        own = "-" if frontier is None else f"{details['gpu_hours'] / frontier:.3f}"
+        if frontier is not None:
+            costs.append(details["gpu_hours"] / frontier)
+        print(f"    {r['key']:32s} {share:6.2f}  {ratio}  {own}")
+    median = f"{statistics.median(costs):.3f}" if costs else "-"
+    print(f"  within {BUDGET_SLACK * 100:g} %: {within}/{len(rows)}; x its frontier, median {median}")
 
 
 def report(
