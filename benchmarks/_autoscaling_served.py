@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.calibration import MAX_FACTOR, MIN_FACTOR
@@ -94,6 +94,19 @@ def _budget_run(run: Run, share: float) -> Run | None:
     return None
 
 
+def _budget_rows(
+    runs: list[Run], startups: list[float], budgets: list[float]
+) -> Iterator[tuple[list[str], list[Run], float]]:
+    """The error-budget tables' rows: (first cells, the runs of the kind and start-up, the budget), for
+    each kind, start-up and budget some run was controlled to."""
+    for kind in KINDS:
+        for startup in startups:
+            chosen = [r for r in runs if r["kind"] == kind and r["job"]["startup_s"] == startup]
+            for share in budgets:
+                if any(_budget_run(r, share) for r in chosen):
+                    yield [kind, f"{startup:g} s", f"{share * 100:g} %"], chosen, share
+
+
 def budget_table(runs: list[Run], startups: list[float], budgets: list[float]) -> str:
     """Per kind, start-up and budget: predictive under `errorBudget`, its violating share of minutes
     over the budget ([windows within BUDGET_SLACK]) and its GPU-hours over predictive's equal-SLO
@@ -112,27 +125,21 @@ def budget_table(runs: list[Run], startups: list[float], budgets: list[float]) -
     def close(ratio: float) -> bool:
         return abs(ratio - 1.0) <= BUDGET_SLACK + 1e-9
 
-    for kind in KINDS:
-        for startup in startups:
-            chosen = [r for r in runs if r["kind"] == kind and r["job"]["startup_s"] == startup]
-            for share in budgets:
-                if not any(_budget_run(r, share) for r in chosen):
-                    continue
-                cells = [kind, f"{startup:g} s", f"{share * 100:g} %"]
-                for split in ("test", "dev"):
-                    part = [r for r in chosen if r["job"]["split"] == split]
+    for cells, chosen, share in _budget_rows(runs, startups, budgets):
+        for split in ("test", "dev"):
+            part = [r for r in chosen if r["job"]["split"] == split]
 
-                    def spent(r: Run, share: float = share) -> float | None:
-                        found = _budget_run(r, share)
-                        return None if found is None else found["violating_share_of_minutes"] / share
+            def spent(r: Run, share: float = share) -> float | None:
+                found = _budget_run(r, share)
+                return None if found is None else found["violating_share_of_minutes"] / share
 
-                    def cost(r: Run, share: float = share) -> float | None:
-                        found = _budget_run(r, share)
-                        return None if found is None else found["vs_predictive_at_budget"]
+            def cost(r: Run, share: float = share) -> float | None:
+                found = _budget_run(r, share)
+                return None if found is None else found["vs_predictive_at_budget"]
 
-                    cells.append(_cell(_per_window(part, spent), _windows(part), close))
-                    cells.append(_cell(_per_window(part, cost), _windows(part)))
-                lines.append("| " + " | ".join(cells) + " |")
+            cells.append(_cell(_per_window(part, spent), _windows(part), close))
+            cells.append(_cell(_per_window(part, cost), _windows(part)))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -200,21 +207,13 @@ def budget_misses(
         *(f"{split}: {', '.join(MISS_CAUSES)}" for split in ("test", "dev")),
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for kind in KINDS:
-        for startup in startups:
-            chosen = [r for r in runs if r["kind"] == kind and r["job"]["startup_s"] == startup]
-            for share in budgets:
-                if not any(_budget_run(r, share) for r in chosen):
-                    continue
-                cells = [kind, f"{startup:g} s", f"{share * 100:g} %"]
-                for split in ("test", "dev"):
-                    windows: dict[tuple[str, float], list[Run]] = defaultdict(list)
-                    for r in chosen:
-                        if r["job"]["split"] == split:
-                            windows[(r["job"]["trace"], r["job"]["start_day"])].append(r)
-                    causes = [miss_cause(w, share, gain, reads_per_minute) for w in windows.values()]
-                    cells.append(
-                        " / ".join(str(causes.count(c)) for c in MISS_CAUSES) + f" of {len(windows)}"
-                    )
-                lines.append("| " + " | ".join(cells) + " |")
+    for cells, chosen, share in _budget_rows(runs, startups, budgets):
+        for split in ("test", "dev"):
+            windows: dict[tuple[str, float], list[Run]] = defaultdict(list)
+            for r in chosen:
+                if r["job"]["split"] == split:
+                    windows[(r["job"]["trace"], r["job"]["start_day"])].append(r)
+            causes = [miss_cause(w, share, gain, reads_per_minute) for w in windows.values()]
+            cells.append(" / ".join(str(causes.count(c)) for c in MISS_CAUSES) + f" of {len(windows)}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

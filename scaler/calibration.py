@@ -24,7 +24,11 @@ coverage: `SloControl` scales the whole served bound by a factor whose log moves
 violating share read - the budget) at every read, so that the share's average follows the budget
 (integral control; each violation raises the bound at once, and budget left unspent lowers it
 slowly). The coverage correction is then off (its scale stays 1, still scored), since two
-controllers of the same margin would work against each other.
+controllers of the same margin would work against each other. What learning costs is exact: while the
+factor stays inside its limits, the reads' sum is their count x the budget plus ln(factor) / gain, so a target
+violates ln(factor) / (gain x reads a minute) minutes more (or fewer) than its budget on its way from 1 to
+the factor it needs; a larger gain learns faster but reacts to verdicts that arrive a lead time after the
+margin they judge, and on the development windows it violated more and cost more.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 GAIN = 0.01
-"""Step of the log scale per scored window, chosen on the development windows (benchmarks/README.md)."""
+"""Step of the log scale per scored window, chosen on the development windows (benchmarks/README.md,
+"Gains of the online corrections")."""
 MIN_SCALE, MAX_SCALE = 0.05, 20.0
 """The correction's range: the margin is never cut below 1/20 of the band, nor raised past 20x."""
 SLO_GAIN = 0.03
 """`SloControl`'s step of the log factor per read of the violating share, chosen on the development
-windows (benchmarks/README.md)."""
+windows (benchmarks/README.md, "Gains of the online corrections")."""
 MIN_FACTOR, MAX_FACTOR = 0.25, 4.0
 """`SloControl`'s range: the served bound between a quarter and four times the quantile's."""
 
