@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
-        "--against", type=Path, help="an earlier --out whose equal-SLO readings budget variants are judged by"
+        "--against",
+        type=Path,
+        help="an earlier --out, or benchmarks/autoscaling_results.json, whose equal-SLO readings and "
+        "frontiers budget variants are judged by",
     )
     args = parser.parse_args(argv)
     windows = autoscaling.protocol()
@@ -175,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results))
     against = {}
     if args.against is not None:
-        against = {r["key"]: r for r in json.loads(args.against.read_text())}
+        found = json.loads(args.against.read_text())
+        # An earlier --out (a list of runs) or the autoscaling results ({"meta", "runs": {key: run}}).
+        earlier = found["runs"].values() if isinstance(found, dict) else found
+        against = {r["key"]: r for r in earlier}
     report(results, [n for n, _ in args.variant], startups, against)
     return 0
 
