@@ -28,6 +28,7 @@ from scaler.predictor import Bound, Predictor
 from scaler.readiness import ReadinessTracker, lead_time_used
 from scaler.side_queries import SideQueries
 from scaler.sources.base import Source
+from scaler.target_view import finite, lead_time, served_bound
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
@@ -45,11 +46,6 @@ class TargetKey(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}#{self.digest[:8]}"
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no NaN or infinity: those are shown as null."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 class _TargetLog(logging.LoggerAdapter[logging.Logger]):
@@ -164,8 +160,8 @@ class Refresher:
             "metric": self.config.metric_name,
             "mode": self.config.mode,
             "source": self.config.source,
-            "observed": _finite(decision.observed) if decision else None,
-            "bound": _finite(bound.value) if bound else None,
+            "observed": finite(decision.observed) if decision else None,
+            "bound": finite(bound.value) if bound else None,
             "served": served,
             "active": decision.active if decision and unavailable is None else None,
             "reason": decision.reason if decision else None,
@@ -176,8 +172,12 @@ class Refresher:
             "replicas_error": self.side.errors.get("replicasQuery"),
             "ready_error": self.side.errors.get("readyQuery"),
             "slo_error": self.side.errors.get("sloQuery"),
-            "served_bound": self._describe_served(),
-            "lead_time": self._describe_lead(),
+            "served_bound": None if self.predictor is None else served_bound(self.predictor, self.config),
+            "lead_time": None
+            if self.readiness is None
+            else lead_time(
+                self.readiness, self._lead_s if self._lead_s is not None else self.config.lead_time_s
+            ),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
             "max_age_s": self.max_age_s,
         }
@@ -265,44 +265,6 @@ class Refresher:
                 format_duration(estimate.p50_s),
             )
             self._logged_lead_s = lead_s
-
-    def _describe_served(self) -> dict[str, object] | None:
-        """Which pipeline's bound is served and why (`scaler.choice`), and how it is corrected online
-        (`scaler.calibration`)."""
-        predictor = self.predictor
-        if predictor is None:
-            return None
-        slo, choice = predictor.slo, predictor.choice
-        burst = choice.burst(choice.serving)
-        return {
-            "pipeline": choice.serving,
-            "pipeline_why": choice.serving_why,
-            "pipeline_cost": {name: _finite(choice.cost(name)) for name in CANDIDATES},
-            "coverage_scale": round(predictor.served.scale, 4),
-            "bound_coverage": _finite(predictor.served.coverage),
-            "quantile": self.config.quantile,
-            "slo_factor": round(slo.factor, 4) if slo is not None else None,
-            "slo_share": _finite(slo.share) if slo is not None else None,
-            "slo_held": slo.held if slo is not None else None,
-            "error_budget": self.config.error_budget,
-            "burst_reserve": None if burst is None else round(burst.value, 6),
-            "bursts": None if burst is None else burst.bursts,
-            "share_after_burst": None if burst is None else _finite(burst.share_after),
-        }
-
-    def _describe_lead(self) -> dict[str, object] | None:
-        if self.readiness is None:
-            return None
-        estimate = self.readiness.estimate()
-        return {
-            "used_s": self._lead_s if self._lead_s is not None else self.config.lead_time_s,
-            "measured": estimate.measured,
-            "p50_s": _finite(estimate.p50_s),
-            "upper_s": _finite(estimate.upper_s),
-            "quantile": estimate.quantile,
-            "startups": estimate.startups,
-            "pending": self.readiness.pending,
-        }
 
     def _decide(self, at_s: float, observed: float, rate: float | None, replicas: int | None) -> Decision:
         predictor = self.predictor
