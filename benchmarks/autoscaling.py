@@ -44,8 +44,9 @@ from forecasting.base import DAY_S, ForecastConfig
 from forecasting.models import FitMemo
 from scaler.leadtime import forecast_config
 from scaler.sim import ClusterConfig
-from scaler.sim.compare import FLOORS, Setup, compare, demand_at_step, rescaled
+from scaler.sim.compare import FLOORS, Setup, compare
 from scaler.sim.compare import POLICIES as ALL_POLICIES
+from scaler.sim.demand import demand_at_step, rescaled
 from scaler.sim.interface import Scenario
 from scaler.sim.readings import settings_json, to_json
 from scaler.sim.shared import FitCache

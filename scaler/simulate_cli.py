@@ -23,13 +23,8 @@ from forecasting.base import DAY_S
 from scaler.errors import ConfigError, QueryShapeError, SourceError
 from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRules
 from scaler.sim.autoscaler import SCALE_DOWN
-from scaler.sim.compare import (
-    Setup,
-    compare,
-    demand_at_step,
-    rescaled,
-    split,
-)
+from scaler.sim.compare import Setup, compare
+from scaler.sim.demand import demand_at_step, rescaled, split
 from scaler.sim.plot import comparison_figure
 from scaler.sim.readings import settings_json, table, to_json
 from scaler.sim.trigger_settings import PredictiveSettings

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import scaler
-from scaler.sim.compare import POLICIES, Setup, demand_at_step, split
+from scaler.sim.compare import POLICIES, Setup
+from scaler.sim.demand import demand_at_step, split
 from scaler.sim.interface import Scenario
 from scaler.simulate_cli import add_parser, setup_from_args
 from scaler.traces import Trace, load_trace

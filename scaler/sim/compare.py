@@ -1,7 +1,8 @@
 """Compare scaling policies on one load window: every policy on the same demand, each one's knob
 swept, and GPU-hours at equal SLO. Pure: no I/O.
 
-    trace -> `demand_at_step` -> `split` (past | window) -> `rescaled` -> `compare` -> `to_json`, `table`
+    trace -> `scaler.sim.demand` (`demand_at_step`, `split` into past | window, `rescaled`) -> `compare`
+    -> `to_json`, `table`
 
 The headline is GPU-hours at equal SLO (`scaler.sim.sweep`): each policy's frontier over its own
 knob, read at SLO budgets of violating minutes per simulated day, beside the oracle floor (the
@@ -34,7 +35,7 @@ from scaler.sim.service import ClusterConfig
 from scaler.sim.shared import FitCache
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, frontier, gpu_hours_at_budget, knob_ranges
 from scaler.sim.trigger_settings import PredictiveSettings
-from scaler.traces import Trace, TraceError, regrid
+from scaler.traces import Trace
 
 POLICIES = (
     "reactive",
@@ -160,53 +161,6 @@ class Comparison(NamedTuple):
             (n, g) for n in REACTIVE if n in self.sweeps and (g := self.at_budget(n, per_day)) is not None
         ]
         return min(found, key=lambda item: item[1]) if found else None
-
-
-def demand_at_step(trace: Trace, step_s: float) -> Trace:
-    """`trace` as demand on a grid of `step_s`: finer traces averaged per step, coarser ones
-    interpolated linearly through the centres of their steps (a load does not jump at the edges of a
-    monitoring bin); missing values are interpolated, and missing ends dropped."""
-    known = np.isfinite(trace.values)
-    if not known.any():
-        raise TraceError(f"trace {trace.name}: holds no finite values")
-    source = Trace(trace.name, trace.at_s[known], trace.values[known], trace.step_s)
-    if source.step_s < step_s:
-        binned = regrid(source, step_s)
-        kept = np.isfinite(binned.values)
-        source = Trace(trace.name, binned.at_s[kept], binned.values[kept], step_s)
-    start_s, end_s = float(source.at_s[0]), float(source.at_s[-1]) + source.step_s
-    grid = start_s + step_s * np.arange(math.floor((end_s - start_s) / step_s + 1e-9), dtype=np.float64)
-    centres = source.at_s + source.step_s / 2
-    values = np.interp(grid + step_s / 2, centres, source.values)
-    return Trace(trace.name, grid, np.maximum(values, 0.0), step_s)
-
-
-def split(trace: Trace, *, history_s: float, days: float | None) -> tuple[Trace, Trace]:
-    """(the `history_s` before the window, the window): the window starts `history_s` after the
-    trace's start and lasts `days` (None: to the trace's end)."""
-    start_s = float(trace.at_s[0]) + history_s
-    end_s = float(trace.at_s[-1]) + trace.step_s if days is None else start_s + days * DAY_S
-    inside = (trace.at_s >= start_s) & (trace.at_s < end_s)
-    if not inside.any():
-        span_days = (trace.at_s[-1] + trace.step_s - trace.at_s[0]) / DAY_S
-        raise TraceError(
-            f"trace {trace.name} spans {span_days:.2f} days; nothing is left to simulate after a "
-            f"history of {history_s / DAY_S:g} days (shorten --history)"
-        )
-    before = trace.at_s < start_s
-    past = Trace(trace.name, trace.at_s[before], trace.values[before], trace.step_s)
-    return past, Trace(trace.name, trace.at_s[inside], trace.values[inside], trace.step_s)
-
-
-def rescaled(
-    past: Trace, window: Trace, *, peak_replicas: float, cluster: ClusterConfig
-) -> tuple[Trace, Trace]:
-    """Both parts scaled by the factor that makes the window's peak `peak_replicas` replicas' worth."""
-    peak = float(window.values.max())
-    if not peak > 0:
-        raise TraceError(f"trace {window.name}: the window's demand is all zero; nothing to scale")
-    factor = peak_replicas * cluster.capacity_rps / peak
-    return past._replace(values=past.values * factor), window._replace(values=window.values * factor)
 
 
 def sweep_ranges(points: list[SweepPoint]) -> dict[str, tuple[float, float]]:
