@@ -6,7 +6,6 @@ Every number is read from the results; jobs that did not run are named as missin
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,10 +16,9 @@ from benchmarks._autoscaling_plots import figures
 from benchmarks._autoscaling_served import (
     BUDGET_SLACK,
     COVERAGE_SLACK,
-    budget_misses,
+    budget_reading,
     budget_table,
     coverage_table,
-    identity_check,
 )
 from scaler.sim.sweep import SweepPoint, budget_minutes_per_day, gpu_hours_at_budget
 
@@ -81,6 +79,14 @@ def swept_ranges(run: Run, policy: str) -> dict[str, tuple[float, float]]:
     return sweep_ranges([SweepPoint(k.name, k.value, 0.0, 0) for k in knob_grid(policy, setup)])
 
 
+def frontier_points(run: Run, policy: str) -> list[SweepPoint]:
+    """`policy`'s frontier as the run saved it."""
+    return [
+        SweepPoint(p["knob"], p["value"], p["gpu_hours"], p["slo_violation_minutes"])
+        for p in run["policies"][policy]["frontier"]
+    ]
+
+
 def readings(run: Run, budget: int, per_day: float) -> dict[str, float | None]:
     """Every policy's GPU-hours at the budget, read again from its saved frontier (the same rule as
     `scaler.sim.sweep.gpu_hours_at_budget`, with the knob ranges the benchmark swept)."""
@@ -88,11 +94,9 @@ def readings(run: Run, budget: int, per_day: float) -> dict[str, float | None]:
     if key not in _READINGS:
         found: dict[str, float | None] = {}
         for policy in POLICIES:
-            frontier = [
-                SweepPoint(p["knob"], p["value"], p["gpu_hours"], p["slo_violation_minutes"])
-                for p in run["policies"][policy]["frontier"]
-            ]
-            found[policy] = gpu_hours_at_budget(frontier, per_day, run["days"], swept_ranges(run, policy))
+            found[policy] = gpu_hours_at_budget(
+                frontier_points(run, policy), per_day, run["days"], swept_ranges(run, policy)
+            )
         _READINGS[key] = found
     return _READINGS[key]
 
@@ -348,37 +352,6 @@ def markdown(saved: dict[str, Any], windows: dict[str, Any], keys: list[str], pl
         parts += [f"![{name}](plots/{name})" for name in names]
         parts += [""]
     return "\n".join(parts)
-
-
-def budget_reading(
-    runs: list[Run], startups: list[float], budgets: list[float], predictive: dict[str, Any]
-) -> list[str]:
-    """Why each window misses the budget, and the identity that accounts for most misses."""
-    gain = float(predictive.get("slo_gain", 0.03))
-    per_minute = 60.0 / float(predictive.get("step_s", 15.0))
-    check = identity_check(runs, gain, per_minute)
-    slack = BUDGET_SLACK * 100
-    widest = max(budgets)
-    allowed = BUDGET_SLACK * widest * 1440  # violating minutes either side of the widest budget, a day
-    travel = allowed * gain * per_minute
-    return [
-        "Why a window misses the budget. `SloControl` moves the log of its factor by gain x (share read - "
-        f"budget) at every read ({per_minute:g} reads a minute at gain {gain:g}), so, while the factor stays "
-        "inside its limits, a run violates exactly the budget plus ln(final factor) / "
-        f"({gain:g} x {per_minute:g}) minutes: {1 / (gain * per_minute):.1f} minutes per unit of the log the "
-        "factor travels from 1 to where the window needs it. That holds within one minute on "
-        f"{check['within']} of the {check['runs']} budget runs whose factor ended inside its limits "
-        f"({check['more']} violated more, {check['fewer']} fewer: a read that would move the factor past a "
-        "limit does not, so minutes violated while it is held at its ceiling are outside the count). Each window, by the medians over its seeds: "
-        f"within {slack:g} %; no whole number of minutes lies within {slack:g} % of the budget (0.1 % of a "
-        "day is 1.44 minutes; 1 and 2 are both outside); the factor's travel alone is more minutes than "
-        f"{slack:g} % of the budget (a one-day window at {widest * 100:g} % allows ±{allowed:.1f} minutes: a "
-        f"travel within ±{travel:.2f} in the log, a final factor of {math.exp(-travel):.2f}-"
-        f"{math.exp(travel):.2f}); or another cause.",
-        "",
-        budget_misses(runs, startups, budgets, gain=gain, reads_per_minute=per_minute),
-        "",
-    ]
 
 
 def _grids(settings: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from scaler.calibration import MAX_FACTOR, MIN_FACTOR
+from scaler.calibration import MAX_FACTOR, MIN_FACTOR, SLO_GAIN
+from scaler.sim.trigger_settings import PredictiveSettings
 
 KINDS = ("diurnal", "spiky", "llm")
 COVERAGE_SLACK = 0.03
@@ -21,15 +22,20 @@ BUDGET_SLACK = 0.30
 Run = dict[str, Any]
 
 
+def _by_window(runs: list[Run]) -> list[list[Run]]:
+    """The runs grouped by window (trace and start day): each group is one window's seeds."""
+    grouped: dict[tuple[str, float], list[Run]] = defaultdict(list)
+    for run in runs:
+        grouped[(run["job"]["trace"], run["job"]["start_day"])].append(run)
+    return list(grouped.values())
+
+
 def _per_window(runs: list[Run], read: Callable[[Run], float | None]) -> list[float]:
     """Per window, the median over its seeds of `read` (a window counts only with every seed)."""
-    by_window: dict[tuple[str, float], list[float | None]] = defaultdict(list)
-    for run in runs:
-        by_window[(run["job"]["trace"], run["job"]["start_day"])].append(read(run))
     return [
         statistics.median(known)
-        for values in by_window.values()
-        if (known := [v for v in values if v is not None]) and len(known) == len(values)
+        for seeds in _by_window(runs)
+        if (known := [v for r in seeds if (v := read(r)) is not None]) and len(known) == len(seeds)
     ]
 
 
@@ -163,7 +169,7 @@ def identity_check(runs: list[Run], gain: float, reads_per_minute: float) -> dic
         minutes = run["days"] * 1440
         for entry in run.get("error_budget_runs", []):
             factor = _factor(entry)
-            if factor is None or not MIN_FACTOR * 1.001 < factor < MAX_FACTOR * 0.999:
+            if factor is None or _at_limit(factor):
                 continue
             expected = entry["budget_share_of_minutes"] * minutes + travel_minutes(
                 factor, gain, reads_per_minute
@@ -174,26 +180,39 @@ def identity_check(runs: list[Run], gain: float, reads_per_minute: float) -> dic
     return counts
 
 
-MISS_CAUSES = ("within", "no whole number", "the factor's travel", "other")
+MISS_CAUSES = ("within", "no whole number", "held at a limit", "the factor's travel", "other")
+
+
+def _at_limit(factor: float) -> bool:
+    return not MIN_FACTOR * 1.001 < factor < MAX_FACTOR * 0.999
 
 
 def miss_cause(runs: list[Run], share: float, gain: float, reads_per_minute: float) -> str | None:
     """One window's outcome under the budget (its runs are its seeds), by the medians over seeds of
-    the minutes violated and of the factor's log: within BUDGET_SLACK; no whole number of minutes
-    within it; the factor's travel alone (`travel_minutes`) beyond it; or another cause."""
+    the minutes violated and of the factor's log, the first that applies: within BUDGET_SLACK; no
+    whole number of minutes within it, and the nearest on either side spent; the factor held at a limit
+    at the end (where the identity does not count); the factor's travel (`travel_minutes`): the miss
+    has its sign and the budget plus it lies within BUDGET_SLACK of what was spent; or another cause.
+    None where a seed lacks its budget run or factor."""
     entries = [e for r in runs if (e := _budget_run(r, share)) is not None]
     factors = [f for e in entries if (f := _factor(e)) is not None]
     if not entries or len(factors) != len(entries) or len(entries) != len(runs):
         return None
     budget = share * runs[0]["days"] * 1440
-    low, high = (1 - BUDGET_SLACK) * budget, (1 + BUDGET_SLACK) * budget
+    slack = BUDGET_SLACK * budget
     spent = statistics.median(e["slo_violation_minutes"] for e in entries)
-    if math.floor(high + 1e-9) < math.ceil(low - 1e-9):
-        return "no whole number"
-    if low - 1e-9 <= spent <= high + 1e-9:
+    if abs(spent - budget) <= slack + 1e-9:
         return "within"
-    travel = travel_minutes(math.exp(statistics.median(math.log(f) for f in factors)), gain, reads_per_minute)
-    return "the factor's travel" if abs(travel) > BUDGET_SLACK * budget else "other"
+    below, above = math.floor(budget + slack + 1e-9), math.ceil(budget - slack - 1e-9)
+    if below < above and spent in (below, above):
+        return "no whole number"
+    factor = math.exp(statistics.median(math.log(f) for f in factors))
+    if _at_limit(factor):
+        return "held at a limit"
+    travel = travel_minutes(factor, gain, reads_per_minute)
+    if travel * (spent - budget) > 0 and abs(spent - budget - travel) <= slack + 1e-9:
+        return "the factor's travel"
+    return "other"
 
 
 def budget_misses(
@@ -209,11 +228,49 @@ def budget_misses(
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cells, chosen, share in _budget_rows(runs, startups, budgets):
         for split in ("test", "dev"):
-            windows: dict[tuple[str, float], list[Run]] = defaultdict(list)
-            for r in chosen:
-                if r["job"]["split"] == split:
-                    windows[(r["job"]["trace"], r["job"]["start_day"])].append(r)
-            causes = [miss_cause(w, share, gain, reads_per_minute) for w in windows.values()]
+            windows = _by_window([r for r in chosen if r["job"]["split"] == split])
+            causes = [miss_cause(w, share, gain, reads_per_minute) for w in windows]
             cells.append(" / ".join(str(causes.count(c)) for c in MISS_CAUSES) + f" of {len(windows)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def budget_reading(
+    runs: list[Run], startups: list[float], budgets: list[float], predictive: dict[str, Any]
+) -> list[str]:
+    """Why each window misses the budget (`miss_cause`), and the identity that counts the factor's
+    travel, checked on the runs; `predictive` is the settings the runs recorded."""
+    gain = float(predictive.get("slo_gain", SLO_GAIN))
+    per_minute = 60.0 / float(predictive.get("step_s", PredictiveSettings.step_s))
+    check = identity_check(runs, gain, per_minute)
+    slack = BUDGET_SLACK * 100
+    widest, narrowest = max(budgets), min(budgets)
+    allowed = BUDGET_SLACK * widest * 1440  # violating minutes either side of the widest budget, a day
+    travel = allowed * gain * per_minute
+    day = narrowest * 1440
+    below, above = math.floor(day * (1 + BUDGET_SLACK)), math.ceil(day * (1 - BUDGET_SLACK))
+    whole = (
+        f"{narrowest * 100:g} % of a day is {day:.2f} minutes, and {below} and {above} are both outside"
+        if below < above
+        else f"at {narrowest * 100:g} % of a day some whole number lies within it"
+    )
+    return [
+        "Why a window misses the budget. `SloControl` moves the log of its factor by gain x (share read - "
+        f"budget) at every read ({per_minute:g} reads a minute at gain {gain:g}), so, while the factor stays "
+        f"inside its limits and each minute's verdict is read {per_minute:g} times, a run violates the budget plus "
+        f"ln(final factor) / ({gain:g} x {per_minute:g}) minutes: {1 / (gain * per_minute):.1f} minutes per "
+        "unit of the log the factor travels from 1 to where the window needs it. That holds within one "
+        f"minute on {check['within']} of the {check['runs']} budget runs whose factor ended inside its limits "
+        f"({check['more']} violated more, {check['fewer']} fewer: minutes violated while the factor is held "
+        "at a limit during the run are outside the count, as are minutes whose verdict is read more or fewer "
+        "times, when requests finish late and minutes become final together). Each window, by the medians over its seeds, has the first of "
+        f"these that applies: within {slack:g} %; no whole number of minutes lies within {slack:g} % of the "
+        f"budget ({whole}) and the nearest was spent; the factor ended held at a limit; the factor's "
+        "travel: the budget plus it is within "
+        f"{slack:g} % of what was spent (a one-day window at {widest * 100:g} % allows ±{allowed:.1f} "
+        f"minutes: a travel within ±{travel:.2f} in the log, a final factor of {math.exp(-travel):.2f}-"
+        f"{math.exp(travel):.2f}); or another cause.",
+        "",
+        budget_misses(runs, startups, budgets, gain=gain, reads_per_minute=per_minute),
+        "",
+    ]

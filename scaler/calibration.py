@@ -24,11 +24,12 @@ coverage: `SloControl` scales the whole served bound by a factor whose log moves
 violating share read - the budget) at every read, so that the share's average follows the budget
 (integral control; each violation raises the bound at once, and budget left unspent lowers it
 slowly). The coverage correction is then off (its scale stays 1, still scored), since two
-controllers of the same margin would work against each other. What learning costs is exact: while the
-factor stays inside its limits, the reads' sum is their count x the budget plus ln(factor) / gain, so a target
-violates ln(factor) / (gain x reads a minute) minutes more (or fewer) than its budget on its way from 1 to
-the factor it needs; a larger gain learns faster but reacts to verdicts that arrive a lead time after the
-margin they judge, and on the development windows it violated more and cost more.
+controllers of the same margin would work against each other. What learning costs can be counted: while
+the factor stays inside its limits, the reads' sum is their count x the budget plus ln(factor) / gain
+exactly, so a target whose every minute is read `reads a minute` times violates ln(factor) / (gain x
+reads a minute) minutes more (or fewer) than its budget on its way from 1 to the factor it needs. A
+larger gain learns faster but reacts to verdicts that arrive a lead time after the margin they judge;
+on the development windows it cost more, and at 600 s violated more.
 """
 
 from __future__ import annotations

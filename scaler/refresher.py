@@ -28,7 +28,7 @@ from scaler.predictor import Bound, Predictor
 from scaler.readiness import ReadinessTracker, lead_time_used
 from scaler.side_queries import SideQueries
 from scaler.sources.base import Source
-from scaler.target_view import finite, lead_time, served_bound
+from scaler.target_view import describe_lead, describe_served, finite
 from scaler.telemetry import Telemetry
 from scaler.trigger import TriggerConfig
 from scaler.units import format_duration
@@ -172,12 +172,8 @@ class Refresher:
             "replicas_error": self.side.errors.get("replicasQuery"),
             "ready_error": self.side.errors.get("readyQuery"),
             "slo_error": self.side.errors.get("sloQuery"),
-            "served_bound": None if self.predictor is None else served_bound(self.predictor, self.config),
-            "lead_time": None
-            if self.readiness is None
-            else lead_time(
-                self.readiness, self._lead_s if self._lead_s is not None else self.config.lead_time_s
-            ),
+            "served_bound": None if self.predictor is None else describe_served(self.predictor, self.config),
+            "lead_time": None if self.readiness is None else describe_lead(self.readiness, self._lead_used_s),
             "decision_age_s": round(now - decision.at_s, 3) if decision else None,
             "max_age_s": self.max_age_s,
         }
@@ -238,6 +234,11 @@ class Refresher:
         self._error = exc
         self._wake()
 
+    @property
+    def _lead_used_s(self) -> float:
+        """The lead time in use: the measured one once `leadTime: auto` has one, else the configured."""
+        return self.config.lead_time_s if self._lead_s is None else self._lead_s
+
     def _measure_lead(
         self, at_s: float, readiness: ReadinessTracker, replicas: int | None, ready: int | None
     ) -> None:
@@ -245,7 +246,7 @@ class Refresher:
         readiness.observe(at_s, replicas, ready)
         estimate = readiness.estimate()
         self._lead_s = lead_time_used(estimate, self.config.step_s)
-        lead_s = self.config.lead_time_s if self._lead_s is None else self._lead_s
+        lead_s = self._lead_used_s
         labels = (self.key.namespace, self.key.name, self.config.metric_name)
         family = self._telemetry.lead_time
         family.set(labels, lead_s, "used")

@@ -16,7 +16,7 @@ def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def served_bound(predictor: Predictor, config: TriggerConfig) -> dict[str, object]:
+def describe_served(predictor: Predictor, config: TriggerConfig) -> dict[str, object]:
     """Which pipeline's bound is served and why (`scaler.choice`), and how it is corrected online
     (`scaler.calibration`, `scaler.bursts`)."""
     slo, choice = predictor.slo, predictor.choice
@@ -38,7 +38,7 @@ def served_bound(predictor: Predictor, config: TriggerConfig) -> dict[str, objec
     }
 
 
-def lead_time(readiness: ReadinessTracker, used_s: float) -> dict[str, object]:
+def describe_lead(readiness: ReadinessTracker, used_s: float) -> dict[str, object]:
     """`leadTime: auto`: the lead time used, and the start-ups it was measured from (`scaler.readiness`)."""
     estimate = readiness.estimate()
     return {

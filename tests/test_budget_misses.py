@@ -40,14 +40,23 @@ def _run(minutes: int, factor: float, *, day: float = 1.0, seed: int = 1) -> dic
     }
 
 
-def test_each_window_is_put_down_to_one_cause() -> None:
+def test_each_window_is_put_down_to_the_first_cause_that_applies() -> None:
     gain, reads = 0.03, 4.0
     # 14.4 minutes a day at 1 %: 13 is within 30 %.
     assert miss_cause([_run(13, 1.1), _run(14, 1.0, seed=2)], 0.01, gain, reads) == "within"
-    # 38 minutes: 0.38 at 1 %, and no whole number lies within 30 % of it.
-    assert miss_cause([_run(1, 1.2, day=38 / 1440)], 0.01, gain, reads) == "no whole number"
-    # A factor that ended at 2.5 accounts for ln(2.5) / 0.12 = 7.6 minutes over: more than 4.3.
+    # 38 minutes: 0.38 at 1 %, and no whole number lies within 30 % of it; 1 is the nearest above.
+    short = 38 / 1440
+    assert miss_cause([_run(1, 1.2, day=short)], 0.01, gain, reads) == "no whole number"
+    # ... but 4 minutes is not for want of a whole number: ln(1.544) / 0.12 = 3.62 minutes of travel.
+    assert miss_cause([_run(4, 1.544, day=short)], 0.01, gain, reads) == "the factor's travel"
+    # A factor that ended at 2.5 accounts for ln(2.5) / 0.12 = 7.6 minutes over: 22 is 14.4 + 7.6.
     assert miss_cause([_run(22, 2.5)], 0.01, gain, reads) == "the factor's travel"
+    # The same factor with the budget under-spent: travel does not explain a miss of the other sign.
+    assert miss_cause([_run(2, 2.5)], 0.01, gain, reads) == "other"
+    # 40 minutes is more than the travel explains (22 +- 4.3).
+    assert miss_cause([_run(40, 2.5)], 0.01, gain, reads) == "other"
+    # Held at the floor, the budget unspent: not the travel (the identity does not count there).
+    assert miss_cause([_run(0, 0.25)], 0.01, gain, reads) == "held at a limit"
     # 22 minutes with the factor back at 1: not the travel.
     assert miss_cause([_run(22, 1.0)], 0.01, gain, reads) == "other"
     # A window counts only with every seed's factor.
@@ -56,6 +65,12 @@ def test_each_window_is_put_down_to_one_cause() -> None:
 
 def test_the_identity_check_counts_runs_off_by_more_than_a_minute_and_leaves_out_factors_at_a_limit() -> None:
     on = 14.4 + travel_minutes(1.5, 0.03, 4.0)
-    runs = [_run(round(on), 1.5), _run(round(on) + 5, 1.5), _run(3, 0.25), _run(40, 4.0)]
-    assert identity_check(runs, 0.03, 4.0) == {"runs": 2, "within": 1, "more": 1, "fewer": 0}
+    runs = [
+        _run(round(on), 1.5),
+        _run(round(on) + 5, 1.5),
+        _run(round(on) - 3, 1.5),
+        _run(3, 0.25),
+        _run(40, 4.0),
+    ]
+    assert identity_check(runs, 0.03, 4.0) == {"runs": 3, "within": 1, "more": 1, "fewer": 1}
     assert math.isclose(travel_minutes(1.0, 0.03, 4.0), 0.0)
