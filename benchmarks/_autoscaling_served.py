@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from scaler.calibration import MAX_FACTOR, MIN_FACTOR, SLO_GAIN
+from scaler.calibration import MAX_FACTOR, MIN_FACTOR, SLO_GAIN, learning_minutes
 from scaler.sim.trigger_settings import PredictiveSettings
 
 KINDS = ("diurnal", "spiky", "llm")
@@ -154,16 +154,9 @@ def _factor(entry: Run) -> float | None:
     return None if found is None else float(found)
 
 
-def travel_minutes(factor: float, gain: float, reads_per_minute: float) -> float:
-    """Violating minutes over the budget that `SloControl`'s factor accounts for by moving from 1 to
-    `factor`: its log moves by gain x (share read - budget) per read, so over a run (the factor inside
-    its limits) the minutes violated are the budget's plus ln(factor) / (gain x reads per minute)."""
-    return math.log(factor) / (gain * reads_per_minute)
-
-
 def identity_check(runs: list[Run], gain: float, reads_per_minute: float) -> dict[str, int]:
     """How many budget runs, with their factor at the end inside its limits, violated within one
-    minute of the budget plus `travel_minutes`; and how many more or fewer."""
+    minute of the budget plus `learning_minutes`; and how many more or fewer."""
     counts = {"runs": 0, "within": 0, "more": 0, "fewer": 0}
     for run in runs:
         minutes = run["days"] * 1440
@@ -171,7 +164,7 @@ def identity_check(runs: list[Run], gain: float, reads_per_minute: float) -> dic
             factor = _factor(entry)
             if factor is None or _at_limit(factor):
                 continue
-            expected = entry["budget_share_of_minutes"] * minutes + travel_minutes(
+            expected = entry["budget_share_of_minutes"] * minutes + learning_minutes(
                 factor, gain, reads_per_minute
             )
             off = entry["slo_violation_minutes"] - expected
@@ -191,7 +184,7 @@ def miss_cause(runs: list[Run], share: float, gain: float, reads_per_minute: flo
     """One window's outcome under the budget (its runs are its seeds), by the medians over seeds of
     the minutes violated and of the factor's log, the first that applies: within BUDGET_SLACK; no
     whole number of minutes within it, and the nearest on either side spent; the factor held at a limit
-    at the end (where the identity does not count); the factor's travel (`travel_minutes`): the miss
+    at the end (where the identity does not count); the factor's travel (`learning_minutes`): the miss
     has its sign and the budget plus it lies within BUDGET_SLACK of what was spent; or another cause.
     None where a seed lacks its budget run or factor."""
     entries = [e for r in runs if (e := _budget_run(r, share)) is not None]
@@ -209,7 +202,7 @@ def miss_cause(runs: list[Run], share: float, gain: float, reads_per_minute: flo
     factor = math.exp(statistics.median(math.log(f) for f in factors))
     if _at_limit(factor):
         return "held at a limit"
-    travel = travel_minutes(factor, gain, reads_per_minute)
+    travel = learning_minutes(factor, gain, reads_per_minute)
     if travel * (spent - budget) > 0 and abs(spent - budget - travel) <= slack + 1e-9:
         return "the factor's travel"
     return "other"

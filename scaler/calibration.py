@@ -181,11 +181,18 @@ class BoundCalibration:
         return self._covered / len(self._scores) if self._scores else math.nan
 
 
+def learning_minutes(factor: float, gain: float, reads_per_minute: float) -> float:
+    """The violating minutes over the budget (under it, when negative) that `SloControl`'s factor
+    accounts for by moving from 1 to `factor`, each minute's verdict read `reads_per_minute` times and
+    the factor inside its limits throughout (the module docstring)."""
+    return math.log(factor) / (gain * reads_per_minute)
+
+
 class SloControl:
     """The served bound scaled so that the violating share `sloQuery` reads averages `budget`."""
 
     def __init__(self, budget: float, *, gain: float = SLO_GAIN, window: int = 1) -> None:
-        self.budget = budget
+        self.budget, self.gain = budget, gain
         self._factor = _LogFactor("error budget", budget, budget, window, gain, (MIN_FACTOR, MAX_FACTOR))
         self._reads: deque[float] = deque(maxlen=window)
         self._sum = 0.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import random
 
-from benchmarks._autoscaling_served import identity_check, miss_cause, travel_minutes
-from scaler.calibration import SloControl
+from benchmarks._autoscaling_served import identity_check, miss_cause
+from scaler.calibration import SloControl, learning_minutes
 
 
 def test_minutes_violated_are_the_budget_plus_the_factors_travel_while_it_stays_inside_its_limits() -> None:
@@ -21,7 +21,7 @@ def test_minutes_violated_are_the_budget_plus_the_factors_travel_while_it_stays_
         for _ in range(reads):
             control.observe(verdict)
     assert 1.0 < control.factor < 4.0
-    expected = budget * 1440 + travel_minutes(control.factor, gain, reads)
+    expected = budget * 1440 + learning_minutes(control.factor, gain, reads)
     assert abs(violated - expected) < 1e-6
     assert violated > budget * 1440
 
@@ -64,7 +64,7 @@ def test_each_window_is_put_down_to_the_first_cause_that_applies() -> None:
 
 
 def test_the_identity_check_counts_runs_off_by_more_than_a_minute_and_leaves_out_factors_at_a_limit() -> None:
-    on = 14.4 + travel_minutes(1.5, 0.03, 4.0)
+    on = 14.4 + learning_minutes(1.5, 0.03, 4.0)
     runs = [
         _run(round(on), 1.5),
         _run(round(on) + 5, 1.5),
@@ -73,4 +73,4 @@ def test_the_identity_check_counts_runs_off_by_more_than_a_minute_and_leaves_out
         _run(40, 4.0),
     ]
     assert identity_check(runs, 0.03, 4.0) == {"runs": 3, "within": 1, "more": 1, "fewer": 1}
-    assert math.isclose(travel_minutes(1.0, 0.03, 4.0), 0.0)
+    assert math.isclose(learning_minutes(1.0, 0.03, 4.0), 0.0)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import scaler
+from scaler.calibration import MAX_FACTOR, MIN_FACTOR
 from scaler.sim.compare import POLICIES, Setup
 from scaler.sim.demand import demand_at_step, split
 from scaler.sim.interface import Scenario
@@ -352,6 +353,9 @@ def test_an_error_budget_controls_predictive_on_the_simulated_slo(tmp_path: Path
     share = predictive["slo_violation_minutes"] / (result["days"] * 1440)
     assert budget["violating_share_read"] == pytest.approx(share, abs=0.01)
     assert predictive["forecasting"]["pipeline_share"] == {"forecast": 1.0}
+    # What learning the factor cost: ln(factor) / (0.03 x 4 reads a minute); held only at a limit.
+    assert budget["learning_minutes"] == pytest.approx(math.log(budget["factor"]) / 0.12, abs=0.01)
+    assert (budget["held"] is None) == (MIN_FACTOR < budget["factor"] < MAX_FACTOR)
 
 
 def test_burst_reserve_sets_the_key_and_reports_what_it_held(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from forecasting.base import DAY_S
 from forecasting.forecaster import Forecaster
 from forecasting.prepare import prepare
 from scaler.bursts import BURST_BAND, HORIZON_S
-from scaler.calibration import GAIN, SLO_GAIN, BoundCalibration, SloControl
+from scaler.calibration import GAIN, SLO_GAIN, BoundCalibration, SloControl, learning_minutes
 from scaler.choice import Parts, PipelineChoice
 from scaler.leadtime import (
     FINE_WINDOW_S,
@@ -277,10 +277,15 @@ class Predictive:
                 }
             if self.slo is not None:
                 share = self.slo.share
+                reads_per_minute = 60.0 / self.config.step_s
                 found["error_budget"] = {
                     "budget": self.slo.budget,
                     "factor": round(self.slo.factor, 4),
                     "violating_share_read": round(share, 5) if math.isfinite(share) else None,
+                    "learning_minutes": round(
+                        learning_minutes(self.slo.factor, self.slo.gain, reads_per_minute), 2
+                    ),
+                    "held": self.slo.held,
                 }
         if self.readiness is not None:
             found["lead_time"] = self.lead_time_json()
