@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from scaler.sim.demand import rates_per_tick, rescale_to_peak, sample_arrivals
-from scaler.traces import Trace
+from scaler.sim.demand import rates_per_tick, rescale_to_peak, rescaled, sample_arrivals
+from scaler.sim.service import ClusterConfig
+from scaler.traces import Trace, TraceError
 
 
 def _trace(values: list[float], step_s: float, start_s: float = 1_000.0) -> Trace:
@@ -63,3 +64,15 @@ def test_poisson_arrivals_are_fixed_by_the_seed_and_fluid_ones_are_exact() -> No
     assert not np.array_equal(first, sample_arrivals(rates, 5.0, seed=5))
     assert first.mean() == pytest.approx(15.0, rel=0.05)
     assert sample_arrivals(rates, 5.0, seed=4, poisson=False).tolist() == [15.0] * 1000
+
+
+def test_a_window_of_zeros_is_refused_by_name_and_a_past_is_scaled_with_its_window() -> None:
+    cluster = ClusterConfig()
+    past, window = _trace([2.0, 4.0], step_s=60.0), _trace([1.0, 8.0], step_s=60.0)
+    scaled_past, scaled = rescaled(past, window, peak_replicas=10, cluster=cluster)
+    assert float(scaled.values.max()) == pytest.approx(10 * cluster.capacity_rps)
+    assert list(scaled_past.values) == pytest.approx(
+        [v * 10 * cluster.capacity_rps / 8.0 for v in (2.0, 4.0)]
+    )
+    with pytest.raises(TraceError, match="all zero"):
+        rescaled(past, _trace([0.0, 0.0], step_s=60.0), peak_replicas=10, cluster=cluster)

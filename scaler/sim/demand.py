@@ -66,15 +66,19 @@ def sample_arrivals(rates_rps: FloatArray, tick_s: float, seed: int, *, poisson:
 def rescale_to_peak(trace: Trace, peak_replicas: float, capacity_per_replica: float) -> Trace:
     """`trace` scaled so that its peak is `peak_replicas` replicas' worth of `capacity_per_replica` (req/s)."""
     values = _checked(trace)
-    peak = float(values.max())
-    if peak <= 0:
-        raise ValueError(f"trace {trace.name} is all zero; there is no peak to rescale")
+    return trace._replace(values=values * _peak_factor(trace, peak_replicas, capacity_per_replica))
+
+
+def _peak_factor(trace: Trace, peak_replicas: float, capacity_per_replica: float) -> float:
+    """What scales `trace` so that its peak is `peak_replicas` replicas' worth of `capacity_per_replica`."""
+    peak = float(np.max(trace.values))
+    if not peak > 0:
+        raise TraceError(f"trace {trace.name} is all zero; there is no peak to rescale")
     if not (peak_replicas > 0 and capacity_per_replica > 0):
         raise ValueError(
             f"peak_replicas ({peak_replicas}) and capacity_per_replica ({capacity_per_replica}) must be > 0"
         )
-    factor = peak_replicas * capacity_per_replica / peak
-    return trace._replace(values=values * factor)
+    return peak_replicas * capacity_per_replica / peak
 
 
 def demand_at_step(trace: Trace, step_s: float) -> Trace:
@@ -117,8 +121,5 @@ def rescaled(
     past: Trace, window: Trace, *, peak_replicas: float, cluster: ClusterConfig
 ) -> tuple[Trace, Trace]:
     """Both parts scaled by the factor that makes the window's peak `peak_replicas` replicas' worth."""
-    peak = float(window.values.max())
-    if not peak > 0:
-        raise TraceError(f"trace {window.name}: the window's demand is all zero; nothing to scale")
-    factor = peak_replicas * cluster.capacity_rps / peak
+    factor = _peak_factor(window, peak_replicas, cluster.capacity_rps)
     return past._replace(values=past.values * factor), window._replace(values=window.values * factor)
