@@ -217,6 +217,14 @@ def _run_variants(args: argparse.Namespace, startups: list[float]) -> list[dict[
     return results
 
 
+def _read_json(parser: argparse.ArgumentParser, flag: str, path: Path) -> Any:
+    """`path`'s JSON; a missing or unreadable file is a usage error naming `flag` and the path."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"{flag} {path}: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     startups = sorted(float(s) for s in args.startups.split(","))
     if args.results is not None:
-        results = json.loads(args.results.read_text())
+        results = _read_json(parser, "--results", args.results)
+        if not isinstance(results, list) or not all(isinstance(r, dict) and "variant" in r for r in results):
+            parser.error(
+                f"--results {args.results}: expected an earlier --out (a list of runs with variants)"
+            )
         names = list(dict.fromkeys(r["variant"] for r in results))
     elif args.variant and args.out is not None:
         results = _run_variants(args, startups)
@@ -247,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --variant (one or more) and --out, or --results")
     against = {}
     if args.against is not None:
-        found = json.loads(args.against.read_text())
+        found = _read_json(parser, "--against", args.against)
         # An earlier --out (a list of runs) or the autoscaling results ({"meta", "runs": {key: run}}).
-        earlier = found["runs"].values() if isinstance(found, dict) else found
+        earlier = list(found["runs"].values()) if isinstance(found, dict) and "runs" in found else found
+        if not isinstance(earlier, list) or not all(isinstance(r, dict) and "key" in r for r in earlier):
+            parser.error(f"--against {args.against}: expected an earlier --out or the autoscaling results")
         against = {r["key"]: r for r in earlier}
     table = "\n".join(report(results, names, startups, against))
     print("\n" + table)
