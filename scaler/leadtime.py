@@ -108,12 +108,63 @@ def in_flight_bound(lead: LeadBound, service_time_s: float) -> float | None:
     return float(np.max(mean + np.hypot(forecast_margin, z * np.sqrt(mean))))
 
 
-def flat_in_flight(rate: float, service_time_s: float, quantile: float) -> tuple[float, float]:
+def flat_in_flight(
+    rate: float, service_time_s: float, quantile: float, rise: float = 0.0
+) -> tuple[float, float]:
     """The no_forecast pipeline's (centre, bound): `in_flight_centre` and `in_flight_bound` of the rate
-    observed now held over the lead time with no error of its own, without arrays (the same floats:
-    the rate's margin is 0, so the bound is the mean in flight plus the Poisson spread)."""
+    observed now held over the lead time, its margin `rise` (requests/s: how far the rate has risen
+    above its value within a lead time, `RiseMargin`) added in quadrature to the Poisson spread, as
+    the forecast's band is; without arrays."""
     mean = max(rate, 0.0) * service_time_s
-    return mean, mean + abs(_z(quantile) * math.sqrt(mean))
+    return mean, mean + math.hypot(max(rise, 0.0) * service_time_s, _z(quantile) * math.sqrt(mean))
+
+
+RISE_EVERY_S = 3600.0
+"""How often `RiseMargin` recomputes the rise from the history (every `RETRY_S` while it has too little)."""
+RISE_SPAN_S = DAY_S
+"""The newest history the rise is taken over."""
+MIN_RISE_WINDOWS = 240
+"""Lead-time windows of history needed before the rise is taken (an hour at a 15 s step)."""
+
+
+def rise_over_lead(values: FloatArray, lead_steps: int, quantile: float) -> float | None:
+    """The `quantile` of how far the series rose within `lead_steps` steps: over every step t, the
+    largest value in (t, t + lead_steps] less the value at t (0 when it only fell), steps with a NaN
+    left out; None with fewer than `MIN_RISE_WINDOWS` such windows."""
+    if lead_steps < 1 or values.size <= lead_steps:
+        return None
+    ahead = np.lib.stride_tricks.sliding_window_view(values[1:], lead_steps)
+    with np.errstate(invalid="ignore"):
+        rises = np.fmax.reduce(ahead, axis=1) - values[: ahead.shape[0]]
+    rises = rises[np.isfinite(rises)]
+    if rises.size < MIN_RISE_WINDOWS:
+        return None
+    return max(0.0, float(np.quantile(rises, quantile)))
+
+
+class RiseMargin:
+    """no_forecast's margin, in the rate's units: `rise_over_lead` on the newest `RISE_SPAN_S` of the
+    rate's history, so that holding the rate observed now carries the error that holding it has had
+    on the target's own traffic. Recomputed every `RISE_EVERY_S`, when the lead time changes, and
+    every `RETRY_S` while the history is too short (0 until then: the Poisson spread alone)."""
+
+    __slots__ = ("_due_s", "_lead_steps", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self._due_s = -math.inf
+        self._lead_steps = -1
+
+    def update(self, now_s: float, rates: History, lead_s: float, quantile: float) -> float:
+        """The margin for a decision at `now_s` over `lead_s`."""
+        lead_steps = max(1, math.ceil(lead_s / rates.step_s))
+        if now_s >= self._due_s or lead_steps != self._lead_steps:
+            _, values = rates.window(max(lead_steps + 1, round(RISE_SPAN_S / rates.step_s)))
+            rise = rise_over_lead(values, lead_steps, quantile)
+            self.value = 0.0 if rise is None else rise
+            self._due_s = now_s + (RETRY_S if rise is None else RISE_EVERY_S)
+            self._lead_steps = lead_steps
+        return self.value
 
 
 def in_flight_parts(lead: LeadBound, service_time_s: float) -> Parts | None:

@@ -37,6 +37,7 @@ from scaler.history import History
 from scaler.leadtime import (
     RETRY_S,
     LeadBound,
+    RiseMargin,
     coarse_step_s,
     flat_in_flight,
     forecast_config,
@@ -92,6 +93,8 @@ class Predictor:
         self._next_fit_s = -math.inf
         self._created_s = time.perf_counter()
         self._announced_model = ""
+        self._rise = RiseMargin()
+        """no_forecast's margin: the rate's rise over the lead time on the target's own history."""
         self.accuracy = RollingAccuracy(window=max(1, round(DAY_S / config.step_s)))
         """The forecast of the demand series (the rate with `rateQuery`), scored against it."""
         day = max(1, round(DAY_S / config.step_s))
@@ -184,7 +187,9 @@ class Predictor:
                 mean, reason = lead.mean * scale, f"{lead.model}{why}"
         latest = self.demand_history.latest()
         if scale is not None and config.rate_query is not None and math.isfinite(latest):
-            parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, config.quantile))
+            # At most once an hour (or when the lead time changes), a fraction of a millisecond.
+            rise = self._rise.update(now_s, self.demand_history, lead_s, config.quantile)
+            parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, config.quantile, rise))
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + lead_s, observed_history.latest(), parts, factor)
         if choice.pipeline != "forecast":

@@ -43,6 +43,7 @@ from scaler.leadtime import (
     RETRY_S,
     SAMPLES_SPAN_S,
     LeadBound,
+    RiseMargin,
     coarse_step_s,
     flat_in_flight,
     forecast_config,
@@ -96,6 +97,8 @@ class Predictive:
         self._next_fit_s = -math.inf
         self._last_step: int | None = None
         self._latest_in_flight = 0.0
+        self._rise = RiseMargin()
+        """no_forecast's margin: the rate's rise over the lead time on its own history."""
         self.readiness = (
             ReadinessTracker(step_s=step, fallback_s=config.lead_time_s) if config.lead_time_auto else None
         )
@@ -218,7 +221,9 @@ class Predictive:
                 parts["forecast"] = in_flight_parts(lead, scale)
             latest = self._rates.latest()
             if math.isfinite(latest):
-                parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, self.config.quantile))
+                quantile = self.config.quantile
+                rise = self._rise.update(now_s, self._rates, self._lead_s, quantile)
+                parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, quantile, rise))
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts, factor)
         self.pipelines[choice.pipeline] += 1
