@@ -6,7 +6,8 @@ bound of each candidate, all with the same quantile and each with its own online
 
 - `forecast`: the seasonal ensemble's bound over the lead time;
 - `no_forecast`: the same pipeline with the forecast replaced by the rate observed now (Little's law
-  and the Poisson spread of the requests in service, as `forecast`; only with `rateQuery`);
+  and the Poisson spread of the requests in service, as `forecast`; only with `rateQuery`), its band
+  how far the target's own rate has risen within a lead time (`scaler.leadtime.RiseMargin`);
 - `reactive`: the observed value itself (no margin).
 
 With `burstReserve: true` the forecast and no_forecast bounds carry a reserve held after clustered

@@ -121,6 +121,12 @@ class Predictor:
         return self.choice.calibration(self.choice.serving)
 
     @property
+    def rise(self) -> float:
+        """no_forecast's margin (`scaler.leadtime.RiseMargin`): how far the rate rose within a lead
+        time, at the quantile, over its newest day (requests/s; 0 before an hour of windows)."""
+        return self._rise.value
+
+    @property
     def model(self) -> str:
         """The model of the last successful fit (`` before the first)."""
         return self._announced_model

@@ -87,6 +87,7 @@ async def test_shadow_answers_reactively_and_exports_the_forecast_and_its_accura
     assert served is not None and served >= 0.5  # a clean daily cycle at q = 0.9
     # Which pipeline is served, each one's cost; no_forecast needs `rateQuery`, so it has none here.
     chosen = refresher.describe()["served_bound"]["pipeline"]
+    assert refresher.describe()["served_bound"]["no_forecast_rise_rps"] is None
     for kind in ("forecast", "no_forecast", "reactive"):
         flag = registry.get_sample_value("prescaler_pipeline", {**labels, "kind": kind})
         assert flag == (1.0 if kind == chosen else 0.0)
