@@ -1,5 +1,6 @@
 """The forecast over the pod start-up lead time: the forecasting settings a trigger implies, and the
-bound from a fitted Forecaster and recent samples. Pure.
+bound from a fitted Forecaster and recent samples, and no_forecast's margin (`RiseMargin`, which keeps
+the value it last computed and when to compute it again). No I/O.
 
 Shared by the live predictor and the simulator, so that what is simulated is what is served.
 """
@@ -112,9 +113,9 @@ def flat_in_flight(
     rate: float, service_time_s: float, quantile: float, rise: float = 0.0
 ) -> tuple[float, float]:
     """The no_forecast pipeline's (centre, bound): `in_flight_centre` and `in_flight_bound` of the rate
-    observed now held over the lead time, its margin `rise` (requests/s: how far the rate has risen
-    above its value within a lead time, `RiseMargin`) added in quadrature to the Poisson spread, as
-    the forecast's band is; without arrays."""
+    observed now held over the lead time, its band `rise` (requests/s: how far the rate has risen above
+    its value within a lead time, `RiseMargin`) added in quadrature to the Poisson spread, as the
+    forecast's band is; without arrays."""
     mean = max(rate, 0.0) * service_time_s
     return mean, mean + math.hypot(max(rise, 0.0) * service_time_s, _z(quantile) * math.sqrt(mean))
 
@@ -123,48 +124,74 @@ RISE_EVERY_S = 3600.0
 """How often `RiseMargin` recomputes the rise from the history (every `RETRY_S` while it has too little)."""
 RISE_SPAN_S = DAY_S
 """The newest history the rise is taken over."""
-MIN_RISE_WINDOWS = 240
-"""Lead-time windows of history needed before the rise is taken (an hour at a 15 s step)."""
+MIN_RISE_S, MIN_RISE_WINDOWS = 3600.0, 12
+"""The rise is taken once there are an hour of lead-time windows in the history, and at least 12."""
 
 
-def rise_over_lead(values: FloatArray, lead_steps: int, quantile: float) -> float | None:
+def min_rise_windows(step_s: float) -> int:
+    """Lead-time windows needed before the rise is taken at a `step_s` step (240 at 15 s)."""
+    return max(MIN_RISE_WINDOWS, math.ceil(MIN_RISE_S / step_s))
+
+
+def sliding_max(values: FloatArray, width: int) -> FloatArray:
+    """The largest value of each run of `width` consecutive values (NaN skipped; NaN where all are),
+    one per start, by doubling: log2(width) passes over the array, not `width`."""
+    spans, span = values, 1
+    while 2 * span <= width:
+        spans = np.fmax(spans[:-span], spans[span:])
+        span *= 2
+    # Every run of `width` is covered by the two runs of `span` at its start and at its end.
+    return np.fmax(spans[: spans.size - (width - span)], spans[width - span :])
+
+
+def rise_over_lead(values: FloatArray, lead_steps: int, quantile: float, min_windows: int) -> float | None:
     """The `quantile` of how far the series rose within `lead_steps` steps: over every step t, the
-    largest value in (t, t + lead_steps] less the value at t (0 when it only fell), steps with a NaN
-    left out; None with fewer than `MIN_RISE_WINDOWS` such windows."""
+    largest value in (t, t + lead_steps] less the value at t (negative when it only fell; the quantile
+    is floored at 0), steps with a NaN left out; None with fewer than `min_windows` such windows."""
     if lead_steps < 1 or values.size <= lead_steps:
         return None
-    ahead = np.lib.stride_tricks.sliding_window_view(values[1:], lead_steps)
-    with np.errstate(invalid="ignore"):
-        rises = np.fmax.reduce(ahead, axis=1) - values[: ahead.shape[0]]
+    rises = sliding_max(values[1:], lead_steps) - values[: values.size - lead_steps]
     rises = rises[np.isfinite(rises)]
-    if rises.size < MIN_RISE_WINDOWS:
+    if rises.size < max(1, min_windows):
         return None
     return max(0.0, float(np.quantile(rises, quantile)))
 
 
 class RiseMargin:
-    """no_forecast's margin, in the rate's units: `rise_over_lead` on the newest `RISE_SPAN_S` of the
+    """no_forecast's band, in the rate's units: `rise_over_lead` on the newest `RISE_SPAN_S` of the
     rate's history, so that holding the rate observed now carries the error that holding it has had
     on the target's own traffic. Recomputed every `RISE_EVERY_S`, when the lead time changes, and
-    every `RETRY_S` while the history is too short (0 until then: the Poisson spread alone)."""
+    every `RETRY_S` while the history is too short (the band is then the Poisson spread alone)."""
 
     __slots__ = ("_due_s", "_lead_steps", "value")
 
     def __init__(self) -> None:
-        self.value = 0.0
+        self.value: float | None = None
+        """The rise last computed (requests/s); None before there was history enough."""
         self._due_s = -math.inf
         self._lead_steps = -1
 
     def update(self, now_s: float, rates: History, lead_s: float, quantile: float) -> float:
-        """The margin for a decision at `now_s` over `lead_s`."""
-        lead_steps = max(1, math.ceil(lead_s / rates.step_s))
+        """The band for a decision at `now_s` over `lead_s` (0 while not measured)."""
+        step_s = rates.step_s
+        lead_steps = max(1, math.ceil(lead_s / step_s))
         if now_s >= self._due_s or lead_steps != self._lead_steps:
-            _, values = rates.window(max(lead_steps + 1, round(RISE_SPAN_S / rates.step_s)))
-            rise = rise_over_lead(values, lead_steps, quantile)
-            self.value = 0.0 if rise is None else rise
-            self._due_s = now_s + (RETRY_S if rise is None else RISE_EVERY_S)
+            _, values = rates.window(max(lead_steps + 1, round(RISE_SPAN_S / step_s)))
+            self.value = rise_over_lead(values, lead_steps, quantile, min_rise_windows(step_s))
+            self._due_s = now_s + (RETRY_S if self.value is None else RISE_EVERY_S)
             self._lead_steps = lead_steps
-        return self.value
+        return 0.0 if self.value is None else self.value
+
+    def parts(
+        self, now_s: float, rates: History, lead_s: float, service_time_s: float, quantile: float
+    ) -> Parts | None:
+        """no_forecast's (centre, bound) in flight at `now_s`: the newest rate held over `lead_s`
+        (`flat_in_flight`) with this band; None without a rate."""
+        latest = rates.latest()
+        if not math.isfinite(latest):
+            return None
+        rise = self.update(now_s, rates, lead_s, quantile)
+        return Parts(*flat_in_flight(max(0.0, latest), service_time_s, quantile, rise))
 
 
 def in_flight_parts(lead: LeadBound, service_time_s: float) -> Parts | None:

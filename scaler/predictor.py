@@ -39,7 +39,6 @@ from scaler.leadtime import (
     LeadBound,
     RiseMargin,
     coarse_step_s,
-    flat_in_flight,
     forecast_config,
     history_bound,
     in_flight_parts,
@@ -121,9 +120,9 @@ class Predictor:
         return self.choice.calibration(self.choice.serving)
 
     @property
-    def rise(self) -> float:
-        """no_forecast's margin (`scaler.leadtime.RiseMargin`): how far the rate rose within a lead
-        time, at the quantile, over its newest day (requests/s; 0 before an hour of windows)."""
+    def rise(self) -> float | None:
+        """no_forecast's band (`scaler.leadtime.RiseMargin`): how far the rate rose within a lead time,
+        at the quantile, over its newest day (requests/s); None before an hour of windows."""
         return self._rise.value
 
     @property
@@ -148,6 +147,7 @@ class Predictor:
             if not self._fitted:
                 # Bootstrap: the fine history starts with what the source already has.
                 self.demand_history.extend(series.at_s, series.values)
+                self._rise = RiseMargin()  # taken on the history just loaded, at the next step
             step_s = coarse_step_s(self.config)
             season_steps = self._forecaster.config.season_steps(step_s)
             # Up to MAX_HISTORY_POINTS samples: binned in a thread, not on the event loop.
@@ -191,11 +191,11 @@ class Predictor:
                 )
                 parts["forecast"] = self._parts(lead, scale)
                 mean, reason = lead.mean * scale, f"{lead.model}{why}"
-        latest = self.demand_history.latest()
-        if scale is not None and config.rate_query is not None and math.isfinite(latest):
-            # At most once an hour (or when the lead time changes), a fraction of a millisecond.
-            rise = self._rise.update(now_s, self.demand_history, lead_s, config.quantile)
-            parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, config.quantile, rise))
+        if scale is not None and config.rate_query is not None:
+            # The band is recomputed at most hourly (or when the lead time changes): tens of microseconds.
+            parts["no_forecast"] = self._rise.parts(
+                now_s, self.demand_history, lead_s, scale, config.quantile
+            )
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + lead_s, observed_history.latest(), parts, factor)
         if choice.pipeline != "forecast":

@@ -26,7 +26,7 @@ def describe_served(predictor: Predictor, config: TriggerConfig) -> dict[str, ob
         "pipeline_why": choice.serving_why,
         "pipeline_cost": {name: finite(choice.cost(name)) for name in CANDIDATES},
         "coverage_scale": round(predictor.served.scale, 4),
-        "no_forecast_rise_rps": round(predictor.rise, 6) if config.rate_query is not None else None,
+        "no_forecast_rise_rps": None if predictor.rise is None else round(predictor.rise, 6),
         "bound_coverage": finite(predictor.served.coverage),
         "quantile": config.quantile,
         "slo_factor": round(slo.factor, 4) if slo is not None else None,

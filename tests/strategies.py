@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import strategies as st
 
 from scaler.trigger import known_keys
@@ -102,4 +104,13 @@ def prometheus_bodies() -> st.SearchStrategy[bytes]:
         ),
         st.integers(1, 50_000).map(lambda n: b"[" * n + b"]" * n),
         st.integers(1, 50_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+    )
+
+
+def series_with_gaps() -> st.SearchStrategy[list[float]]:
+    """Sampled series of 1-200 values, a few of them NaN (steps with no sample)."""
+    return st.lists(
+        st.one_of(st.floats(0.0, 1e4), st.floats(0.0, 1e4), st.floats(0.0, 1e4), st.just(math.nan)),
+        min_size=1,
+        max_size=200,
     )

@@ -13,54 +13,71 @@ from hypothesis import strategies as st
 from scaler.calibration import BoundCalibration
 from scaler.history import History
 from scaler.leadtime import (
-    MIN_RISE_WINDOWS,
     RETRY_S,
     RISE_EVERY_S,
+    LeadBound,
     RiseMargin,
     flat_in_flight,
+    in_flight_bound,
+    min_rise_windows,
     rise_over_lead,
+    sliding_max,
 )
+from scaler.sim.baselines import NoForecast
+from scaler.sim.interface import Signals
+from scaler.sim.trigger_settings import trigger_config
 from scaler.sources.replay import ReplaySource
+from scaler.traces import Trace
 from tests.servers import DAY, EPOCH, FakeClock, side_query_refresher, walk
+from tests.strategies import series_with_gaps
 
 
-def _by_hand(values: list[float], lead: int, quantile: float) -> float | None:
+def _by_hand(values: list[float], lead: int, quantile: float, min_windows: int) -> float | None:
     rises = []
     for t, now in enumerate(values[: len(values) - lead]):
         ahead = [v for v in values[t + 1 : t + 1 + lead] if math.isfinite(v)]
         if math.isfinite(now) and ahead:
             rises.append(max(ahead) - now)
-    if len(rises) < MIN_RISE_WINDOWS:
+    if len(rises) < min_windows:
         return None
     return max(0.0, float(np.quantile(rises, quantile)))
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.floats(0.0, 1e4), st.just(math.nan)),
-        min_size=MIN_RISE_WINDOWS,
-        max_size=MIN_RISE_WINDOWS + 80,
-    ),
-    st.integers(1, 40),
-    st.sampled_from([0.5, 0.9, 0.99]),
-)
+@settings(max_examples=200, deadline=None)
+@given(series_with_gaps(), st.integers(1, 40), st.sampled_from([0.5, 0.9, 0.99]), st.integers(1, 30))
 def test_the_rise_is_the_quantile_of_each_windows_peak_less_its_start(
-    values: list[float], lead: int, quantile: float
+    values: list[float], lead: int, quantile: float, min_windows: int
 ) -> None:
-    found = rise_over_lead(np.array(values), lead, quantile)
-    expected = _by_hand(values, lead, quantile)
+    found = rise_over_lead(np.array(values), lead, quantile, min_windows)
+    expected = _by_hand(values, lead, quantile, min_windows)
     assert (found is None) == (expected is None)
     if expected is not None:
         assert found == pytest.approx(expected)
 
 
+@settings(max_examples=200, deadline=None)
+@given(series_with_gaps(), st.integers(1, 70))
+def test_the_sliding_maximum_is_the_largest_finite_value_of_each_run(values: list[float], width: int) -> None:
+    array = np.array(values)
+    found = sliding_max(array, width) if width <= array.size else None
+    for start in range(array.size - width + 1 if found is not None else 0):
+        run = [v for v in values[start : start + width] if math.isfinite(v)]
+        assert found is not None
+        assert (found[start] == max(run)) if run else math.isnan(found[start])
+    if found is not None:
+        assert found.size == array.size - width + 1
+
+
 def test_a_ramp_rises_by_its_slope_over_the_lead_and_a_fall_not_at_all() -> None:
     ramp = np.arange(1000.0) * 0.5
-    assert rise_over_lead(ramp, 40, 0.9) == pytest.approx(20.0)
-    assert rise_over_lead(ramp[::-1].copy(), 40, 0.9) == 0.0
-    assert rise_over_lead(ramp[: MIN_RISE_WINDOWS + 39], 40, 0.9) is None  # one window short
-    assert rise_over_lead(ramp[: MIN_RISE_WINDOWS + 40], 40, 0.9) == pytest.approx(20.0)
+    needed = min_rise_windows(15.0)
+    assert needed == 240  # an hour of windows at a 15 s step
+    assert min_rise_windows(300.0) == 12 and min_rise_windows(3600.0) == 12
+    assert rise_over_lead(ramp, 40, 0.9, needed) == pytest.approx(20.0)
+    assert rise_over_lead(ramp[::-1].copy(), 40, 0.9, needed) == 0.0
+    assert rise_over_lead(ramp[: needed + 39], 40, 0.9, needed) is None  # one window short
+    assert rise_over_lead(ramp[: needed + 40], 40, 0.9, needed) == pytest.approx(20.0)
+    assert rise_over_lead(np.full(500, math.nan), 40, 0.9, needed) is None
 
 
 def test_no_forecasts_bound_adds_the_rise_in_flight_in_quadrature_with_the_poisson_spread() -> None:
@@ -68,6 +85,9 @@ def test_no_forecasts_bound_adds_the_rise_in_flight_in_quadrature_with_the_poiss
     assert mean == 20.0
     assert bound == pytest.approx(20.0 + math.hypot(6.0, 1.2815516 * math.sqrt(20.0)))
     assert flat_in_flight(10.0, 2.0, 0.9, rise=-1.0) == flat_in_flight(10.0, 2.0, 0.9)
+    # The same float as a flat forecast whose band is the rise.
+    lead = LeadBound(13.0, 10.0, "m", "", np.array([10.0]), np.array([13.0]), 0.9)
+    assert bound == pytest.approx(in_flight_bound(lead, 2.0))
 
 
 def test_the_rise_is_recomputed_hourly_when_the_lead_changes_and_retried_while_too_short() -> None:
@@ -120,18 +140,45 @@ def test_holding_the_rate_with_its_rise_covers_its_lead_windows_and_without_it_d
     assert 0.85 <= risen.coverage <= 0.95
 
 
-async def test_a_live_target_with_a_rate_query_serves_no_forecast_with_its_rise(trace_dir: Path) -> None:
-    """The refresher's no_forecast bound carries the rise from the bootstrapped rate history, and
-    `/targets` shows it."""
+async def test_a_live_target_serves_no_forecast_with_the_rise_of_its_bootstrapped_rates(
+    trace_dir: Path,
+) -> None:
+    """The refresher's no_forecast bound is the newest rate held with the band taken on the rate
+    history the bootstrap loaded (not 5 minutes later), and `/targets` shows the band."""
     clock = FakeClock()
-    meta = {"leadTime": "30m", "rateQuery": "sum(rate(requests_total[1m]))", "serviceTime": "2s"}
+    meta = {
+        "leadTime": "30m",
+        "rateQuery": "sum(rate(requests_total[1m]))",
+        "serviceTime": "2s",
+        "pipeline": "no_forecast",
+    }
     rates = ReplaySource(trace_dir / "diurnal.csv", clock=clock)
     refresher, _ = side_query_refresher(trace_dir, clock, meta, rate_source=rates)
     try:
-        await walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 12)
+        seen = await walk(refresher, clock, EPOCH + 8 * DAY + 6 * 3600, 1)
+        predictor = refresher.predictor
+        assert predictor is not None and predictor.rise is not None and predictor.rise > 0.0
         served = refresher.describe()["served_bound"]
-        assert refresher.predictor is not None
-        assert served["no_forecast_rise_rps"] == round(refresher.predictor.rise, 6) > 0.0
-        assert served["pipeline_cost"]["no_forecast"] is not None
+        assert served["no_forecast_rise_rps"] == round(predictor.rise, 6)
+        _, bound = flat_in_flight(predictor.demand_history.latest(), 2.0, 0.9, predictor.rise)
+        assert seen[0][2] == pytest.approx(bound)  # no window scored yet: the correction's scale is 1
+        assert bound > flat_in_flight(predictor.demand_history.latest(), 2.0, 0.9)[1]
     finally:
         await refresher.aclose()
+
+
+def test_the_simulated_no_forecast_serves_the_rise_of_a_days_rates_when_history_is_shorter() -> None:
+    """`history` of 10 hours: the band is taken over the simulator's own day of rates (what the live
+    target keeps), and what is served is the newest rate held with it."""
+    start, step = 1_700_000_000.0, 15.0
+    at = start - 10 * 3600 + np.arange(0.0, 10 * 3600, step)
+    past = Trace("ramp", at, 10.0 + 0.01 * (at - at[0]) / step, step)  # 0.01 req/s more every step
+    config = trigger_config(
+        threshold=10.0, lead_time_s=600.0, service_time_s=2.0, replicas_known=False, history_s=10 * 3600
+    )
+    policy = NoForecast(config, past=past, start_s=start)
+    rate = float(past.values[-1]) + 0.01
+    policy.observe(Signals(start, 1.0, 0.0, rate, 1, 1, 1))
+    assert policy.rise == pytest.approx(0.01 * 40)  # a 600 s lead is 40 steps
+    _, bound = flat_in_flight(rate, 2.0, 0.9, 0.4)
+    assert policy.decisions[-1].value == pytest.approx(bound)

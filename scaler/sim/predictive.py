@@ -38,6 +38,7 @@ from forecasting.prepare import prepare
 from scaler.bursts import BURST_BAND, HORIZON_S
 from scaler.calibration import GAIN, SLO_GAIN, BoundCalibration, SloControl, learning_minutes
 from scaler.choice import Parts, PipelineChoice
+from scaler.history import History
 from scaler.leadtime import (
     FINE_WINDOW_S,
     RETRY_S,
@@ -45,7 +46,6 @@ from scaler.leadtime import (
     LeadBound,
     RiseMargin,
     coarse_step_s,
-    flat_in_flight,
     forecast_config,
     history_bound,
     in_flight_parts,
@@ -98,7 +98,14 @@ class Predictive:
         self._last_step: int | None = None
         self._latest_in_flight = 0.0
         self._rise = RiseMargin()
-        """no_forecast's margin: the rate's rise over the lead time on its own history."""
+        """no_forecast's band: the rate's rise over the lead time on its own history."""
+        self._rise_rates = self._rates
+        """The rates the band is taken over: a day of them, as the live target keeps, also where
+        `history` (what the forecaster is given) is shorter."""
+        day_steps = math.ceil(SAMPLES_SPAN_S / step)
+        if self._rates.capacity < day_steps:
+            self._rise_rates = History(step, day_steps)
+            self._rise_rates.extend(*self._rates.window())
         self.readiness = (
             ReadinessTracker(step_s=step, fallback_s=config.lead_time_s) if config.lead_time_auto else None
         )
@@ -147,6 +154,8 @@ class Predictive:
         if self.slo is not None:
             self.slo.observe(signals.slo_violating)  # NaN before a minute is final: no read
         self._rates.append(signals.at_s, signals.arrival_rate)
+        if self._rise_rates is not self._rates:
+            self._rise_rates.append(signals.at_s, signals.arrival_rate)
         self._service.add(step, signals.in_flight, signals.arrival_rate)
         if self.readiness is not None:
             # As the refresher does: the replicas (`replicasQuery`) and the ready ones (`readyQuery`).
@@ -219,11 +228,9 @@ class Predictive:
             lead = self._lead_bound(now_s)
             if lead is not None and lead.upper is not None:
                 parts["forecast"] = in_flight_parts(lead, scale)
-            latest = self._rates.latest()
-            if math.isfinite(latest):
-                quantile = self.config.quantile
-                rise = self._rise.update(now_s, self._rates, self._lead_s, quantile)
-                parts["no_forecast"] = Parts(*flat_in_flight(max(0.0, latest), scale, quantile, rise))
+            parts["no_forecast"] = self._rise.parts(
+                now_s, self._rise_rates, self._lead_s, scale, self.config.quantile
+            )
         factor = 1.0 if self.slo is None else self.slo.factor
         choice = self.choice.serve(now_s, now_s + self._lead_s, self._latest_in_flight, parts, factor)
         self.pipelines[choice.pipeline] += 1
@@ -231,6 +238,11 @@ class Predictive:
         if burst is not None and burst.value > 0.0:
             self.reserve_steps += 1
         return choice.value
+
+    @property
+    def rise(self) -> float | None:
+        """no_forecast's band (`scaler.leadtime.RiseMargin`), requests/s; None before it is measured."""
+        return self._rise.value
 
     @property
     def calibration(self) -> BoundCalibration:
