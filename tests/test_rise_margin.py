@@ -34,7 +34,8 @@ from tests.strategies import series_with_gaps
 
 def _by_hand(values: list[float], lead: int, quantile: float, min_windows: int) -> float | None:
     rises = []
-    for t, now in enumerate(values[: len(values) - lead]):
+    for t in range(max(0, len(values) - lead)):  # the windows that lie wholly within the series
+        now = values[t]
         ahead = [v for v in values[t + 1 : t + 1 + lead] if math.isfinite(v)]
         if math.isfinite(now) and ahead:
             rises.append(max(ahead) - now)
@@ -78,6 +79,7 @@ def test_a_ramp_rises_by_its_slope_over_the_lead_and_a_fall_not_at_all() -> None
     assert rise_over_lead(ramp[: needed + 39], 40, 0.9, needed) is None  # one window short
     assert rise_over_lead(ramp[: needed + 40], 40, 0.9, needed) == pytest.approx(20.0)
     assert rise_over_lead(np.full(500, math.nan), 40, 0.9, needed) is None
+    assert rise_over_lead(np.array([0.0, 0.0, math.nan]), 4, 0.5, 1) is None  # shorter than one window
 
 
 def test_no_forecasts_bound_adds_the_rise_in_flight_in_quadrature_with_the_poisson_spread() -> None:
