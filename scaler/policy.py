@@ -65,17 +65,24 @@ def past_tolerance(value: float, threshold: float, replicas: int, tolerance: flo
     KEDA's thousandths whose ratio is surely past 1 + `tolerance`.
 
     Worked in thousandths, as KEDA hands the HPA milli-quantities: older KEDA truncates (`int64(v *
-    1000)`), newer rounds (`%.3f`), so a value is taken to need more if it does either way, and the
-    raised value is the same thousandth either way. A ratio of exactly 1 + `tolerance` counts as
+    1000)`), newer rounds (`%.3f`), the value and the target alike. A value is raised when it needs
+    more either way, to just past the tolerance of each way in which it does (a thousandth's difference
+    between the two is not taken for a replica's), and the raised value is the same thousandth either
+    way. A ratio of exactly 1 + `tolerance` counts as
     within (Kubernetes 1.33+ compares inclusively; older versions' float arithmetic may not), so the
     HPA then asks ceil(replicas x (1 + tolerance)) or one more: at 10 replicas and the default
     tolerance, 11 cannot be asked for and 12 it is.
     """
     if replicas <= 0 or not math.isfinite(value) or value <= 0:
         return value
-    per_replica = max(round(threshold * 1000), 1)
-    if round(value * 1000) <= replicas * min(int(threshold * 1000), per_replica):
-        return value  # no more replicas needed
-    past = math.floor(round(replicas * per_replica * (1 + tolerance), 6)) + 1
+    past = 0
+    for sent, target in (
+        (round(value * 1000), max(round(threshold * 1000), 1)),  # newer KEDA
+        (int(value * 1000), max(int(threshold * 1000), 1)),  # older KEDA
+    ):
+        if sent > replicas * target:  # more replicas needed, as this KEDA sends it
+            past = max(past, math.floor(round(replicas * target * (1 + tolerance), 6)) + 1)
+    if not past:
+        return value
     # A quarter of a thousandth above `past`: truncated and rounded alike to `past`.
     return (past + 0.25) / 1000 if int(value * 1000) < past else value
