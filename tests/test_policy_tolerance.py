@@ -51,7 +51,7 @@ def _within(value: float, threshold: float, replicas: int, tolerance: float) -> 
 
 @example(value=3.6664, threshold=3.3333, replicas=1, tolerance=0.1)  # KEDA sends 3.666: 2 replicas' worth
 @example(value=88.0, threshold=8.0, replicas=10, tolerance=0.1)  # exactly 1.1
-@example(value=0.1875, threshold=0.1875, replicas=1, tolerance=0.0)  # 188 of 188 rounded, 187 of 187 truncated
+@example(value=0.1875, threshold=0.1875, replicas=1, tolerance=0.0)  # one replica's worth either way
 @example(value=80.0, threshold=7.9996, replicas=10, tolerance=0.1)  # more only as older KEDA truncates
 @example(value=60.0, threshold=1.0, replicas=59, tolerance=0.1)  # 64.901 would truncate to 64.900
 @given(
