@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from scaler.traces import load_trace
 from tests.prometheus_server import (
@@ -21,6 +23,14 @@ from tests.prometheus_server import (
     shift_for,
 )
 from tests.servers import DAY, EPOCH, diurnal
+
+# --- Property tests ------------------------------------------------------------------------------
+# `make test` (and so CI) draws the same examples on every run, so a run that passes passes again and a
+# failure reproduces; HYPOTHESIS_PROFILE=explore draws new ones, ten times as many, to look for cases.
+
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # --- Real Prometheus server (tests/prometheus_server.py) -----------------------------------------
 # Tests marked `prometheus` fail, never skip, when the binaries are missing: CI installs them.
