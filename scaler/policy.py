@@ -66,9 +66,8 @@ def past_tolerance(value: float, threshold: float, replicas: int, tolerance: flo
 
     Worked in thousandths, as KEDA hands the HPA milli-quantities: older KEDA truncates (`int64(v *
     1000)`), newer rounds (`%.3f`), the value and the target alike. A value is raised when it needs
-    more either way, to just past the tolerance of each way in which it does (a thousandth's difference
-    between the two is not taken for a replica's), and the raised value is the same thousandth either
-    way. A ratio of exactly 1 + `tolerance` counts as
+    more replicas as either sends it, to just past the tolerance of each that needs more, and the
+    raised value is the same thousandth either way. A ratio of exactly 1 + `tolerance` counts as
     within (Kubernetes 1.33+ compares inclusively; older versions' float arithmetic may not), so the
     HPA then asks ceil(replicas x (1 + tolerance)) or one more: at 10 replicas and the default
     tolerance, 11 cannot be asked for and 12 it is.
