@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from google.protobuf import json_format
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
 from scaler.digest import metadata_digest
-from scaler.units import parse_pairs
+from scaler.units import parse_duration_s, parse_pairs
 
 METHODS = ("GetMetricSpec", "GetMetrics", "IsActive")
 EXAMPLE_TRACE = "elb_request_count_8c0756.csv"
@@ -45,9 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "method", choices=(*METHODS, "all"), help="the RPC to call (all: the three, in KEDA's order)"
     )
-    parser.add_argument("--address", default="127.0.0.1:9090", help="host:port of the scaler")
-    parser.add_argument("--namespace", default="default", help="the ScaledObject's namespace")
-    parser.add_argument("--name", default="example", help="the ScaledObject's name")
+    parser.add_argument(
+        "--address", default="127.0.0.1:9090", help="HOST:PORT of the scaler (default 127.0.0.1:9090)"
+    )
+    parser.add_argument(
+        "--namespace", default="default", help="the ScaledObject's namespace (default default)"
+    )
+    parser.add_argument("--name", default="example", help="the ScaledObject's name (default example)")
     given = parser.add_mutually_exclusive_group()
     given.add_argument(
         "--metadata",
@@ -84,7 +89,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="name to verify the server's certificate for, when --address is not one of its names "
         "(e.g. prescaler.keda.svc.cluster.local through kubectl port-forward)",
     )
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds before giving up")
+    parser.add_argument(
+        "--timeout",
+        type=_timeout_s,
+        default=5.0,
+        help="how long each call may take: seconds, or a duration such as 500ms or 5s (default 5s)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -198,6 +208,30 @@ def _pem(flag: str, path: Path | None) -> bytes | None:
         raise UsageError(f"{flag} {path}: cannot read it: {exc.strerror or exc}") from None
 
 
+def _timeout_s(text: str) -> float:
+    """`--timeout`: bare seconds or a duration, above 0 (argparse names the flag in its error)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_duration_s(text)
+        except ValueError:
+            seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"`{text}`: expected seconds or a duration such as 5s, above 0")
+    return seconds
+
+
+def check_address(flag: str, address: str) -> str:
+    """`address` when it is HOST:PORT (or a gRPC target such as dns:///HOST:PORT or unix:PATH)."""
+    if "://" in address or address.startswith("unix:"):
+        return address
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{flag} {address}: expected HOST:PORT, e.g. 127.0.0.1:9090")
+    return address
+
+
 def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
     """Plaintext, TLS (`--ca`) or mutual TLS (`--cert`/`--key` too), as the flags ask."""
     if (args.cert is None) != (args.key is None):
@@ -219,9 +253,12 @@ def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
 async def _run(args: argparse.Namespace) -> int:
     metadata = metadata_from(args.metadata, args.metadata_json, args.sets)
     ref = pb.ScaledObjectRef(name=args.name, namespace=args.namespace, scalerMetadata=metadata)
+    check_address("--address", args.address)
+    if args.http_address is not None:
+        check_address("--http-address", args.http_address)
     channel = _channel(args)
     methods = METHODS if args.method == "all" else (args.method,)
-    code = 0
+    code, unreachable = 0, False
     async with channel:
         for method in methods:
             try:
@@ -232,8 +269,12 @@ async def _run(args: argparse.Namespace) -> int:
             except grpc.aio.AioRpcError as exc:
                 print(f"{method}: {exc.code().name}: {exc.details()}")
                 code = 1
+                unreachable = exc.code() == grpc.StatusCode.UNAVAILABLE
                 break
-    if not args.no_targets:
+    if unreachable and args.http_address is None:
+        # /targets on the guessed HTTP port could be another server's: not shown as this one's.
+        print(f"why: not read; no scaler answered at {args.address} (pass --http-address to read it anyway)")
+    elif not args.no_targets:
         address = http_address(args.address, args.http_address)
         print(await targets_view(address, args.namespace, args.name, args.timeout, metadata))
     return code

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,10 @@ from scaler.units import parse_duration_s
 
 BUNDLED_TRACES = Path(__file__).parent / "traces"
 ENV_PREFIX = "PRESCALER_"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+"""`--log-level`'s values (any case)."""
 
 
 class SettingsError(ValueError):
@@ -219,7 +224,10 @@ def _convert(name: str, kind: object, text: str) -> object:
         # `0` turns a wait off (e.g. --drain 0); any other duration must be positive.
         return 0.0 if text.strip() == "0" else parse_duration_s(text)
     if kind == "int":
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
     if "Path" in str(kind):
         return Path(text)
     return text
@@ -258,6 +266,39 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
+def _no_password() -> bytes:
+    return b""  # an encrypted key is refused, not prompted for
+
+
+def _check_tls(settings: Settings) -> None:
+    """Read the TLS files now, so that a missing or malformed one is named at the start instead of
+    failing the listen (gRPC reports that as a port it cannot bind)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    for flag, path in (
+        ("--tls-cert", settings.tls_cert),
+        ("--tls-key", settings.tls_key),
+        ("--tls-client-ca", settings.tls_client_ca),
+    ):
+        if path is not None and not path.is_file():
+            raise SettingsError(f"{flag}: `{path}` is not a file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key, password=_no_password)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(
+            f"--tls-cert `{settings.tls_cert}` and --tls-key `{settings.tls_key}`: expected a PEM "
+            f"certificate chain and its unencrypted private key ({exc})"
+        ) from exc
+    if settings.tls_client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                f"--tls-client-ca `{settings.tls_client_ca}`: expected PEM CA certificates ({exc})"
+            ) from exc
+
+
 def _check(settings: Settings) -> None:
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise SettingsError("--tls-cert and --tls-key go together")
@@ -267,6 +308,11 @@ def _check(settings: Settings) -> None:
     settings.credentials()
     if settings.log_format not in ("plain", "json"):
         raise SettingsError(f"--log-format: `{settings.log_format}` is not valid; expected plain or json")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise SettingsError(
+            f"--log-level: `{settings.log_level}` is not valid; expected {', '.join(LOG_LEVELS)}"
+        )
+    _check_tls(settings)
     if settings.max_history_s > MAX_HISTORY_S * 4:
         raise SettingsError(f"--max-history: {settings.max_history_s:g}s is over the most supported, 140d")
     if settings.prometheus_max_body < 64 * 1024:

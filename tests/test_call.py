@@ -102,6 +102,42 @@ def test_bad_metadata_is_one_line_naming_the_flag(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--address", "localhost"], "--address localhost: expected HOST:PORT", id="no-port"),
+        pytest.param(["--address", "h:99999"], "--address h:99999: expected HOST:PORT", id="port-range"),
+        pytest.param(["--http-address", ":8080"], "--http-address :8080: expected HOST:PORT", id="no-host"),
+    ],
+)
+def test_an_address_without_host_and_port_is_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["call", "all", "--no-targets", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_timeout_takes_seconds_or_a_duration_above_zero() -> None:
+    assert _args("all", "--timeout", "5s").timeout == 5.0
+    assert _args("all", "--timeout", "250ms").timeout == 0.25
+    assert _args("all", "--timeout", "2").timeout == 2.0
+    for bad in ("-1", "0", "soon"):
+        with pytest.raises(SystemExit):
+            _args("all", "--timeout", bad)
+
+
+async def test_without_a_scaler_at_the_address_the_targets_view_is_not_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A refused connection: /targets on the guessed HTTP port could be another scaler's."""
+    code = await call._run(_args("IsActive", "--address", "127.0.0.1:1", "--timeout", "2s"))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "IsActive: UNAVAILABLE" in out
+    assert "why: not read; no scaler answered at 127.0.0.1:1" in out
+
+
 def test_http_address_defaults_to_the_grpc_host_on_8080() -> None:
     assert call.http_address("scaler.keda:9090", None) == "scaler.keda:8080"
     assert call.http_address("10.0.0.1:9090", "10.0.0.1:18080") == "10.0.0.1:18080"

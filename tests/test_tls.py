@@ -88,11 +88,37 @@ async def test_mutual_tls_refuses_a_client_without_certificate(pki: dict[str, Pa
         pytest.param(["--tls-client-ca", "ca.pem"], "needs --tls-cert", id="client-ca-without-tls"),
         pytest.param(["--grpc-port", "70000"], "not a port number", id="port"),
         pytest.param(["--max-age", "soon"], "--max-age: `soon`", id="duration"),
+        pytest.param(
+            ["--grpc-port", "abc"], "--grpc-port: `abc` is not valid; expected a whole number", id="int"
+        ),
+        pytest.param(
+            ["--log-level", "LOUD"], "--log-level: `LOUD` is not valid; expected DEBUG", id="log-level"
+        ),
+        pytest.param(
+            ["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"],
+            "--tls-cert: `/nonexistent/c.pem` is not a file",
+            id="cert-missing",
+        ),
     ],
 )
 def test_bad_settings_are_named(argv: list[str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         parse(argv, {})
+
+
+def test_a_certificate_that_is_not_pem_is_named_at_the_start(
+    tmp_path: Path, pki: dict[str, Path | bytes]
+) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    key = str(pki["key"])
+    with pytest.raises(
+        SettingsError, match="expected a PEM certificate chain and its unencrypted private key"
+    ):
+        parse(["--tls-cert", str(junk), "--tls-key", key], {})
+    with pytest.raises(SettingsError, match=r"--tls-client-ca `.*junk\.pem`: expected PEM CA certificates"):
+        parse(["--tls-cert", str(pki["cert"]), "--tls-key", key, "--tls-client-ca", str(junk)], {})
+    assert parse(["--tls-cert", str(pki["cert"]), "--tls-key", key], {}).tls_cert == pki["cert"]
 
 
 def test_environment_fills_settings_and_flags_win() -> None:
