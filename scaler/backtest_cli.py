@@ -291,17 +291,33 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     document = report(result, args.quantile, time.perf_counter() - started, series, trace.name)
     document["horizon_steps"] = steps
-    if not document["models"]:
+    scored = bool(document["models"])
+    if not scored:
         print(
             f"prescaler backtest: no origin could be scored: {len(series)} points at "
-            f"{format_duration(step_s)} are too short a history for a model"
+            f"{format_duration(step_s)} ({format_duration(len(series) * step_s)}) leave no origin with "
+            f"a model's history before it and --horizon {format_duration(steps * step_s)} after it"
             + "".join(f"; {note}" for note in series.notes),
             file=sys.stderr,
         )
-    print(table(document))
-    args.json.write_text(json.dumps(document, indent=2, default=float) + "\n")
+    else:
+        print(table(document))
+    # Strict JSON: what could not be measured is null, never NaN.
+    args.json.write_text(json.dumps(_nulls(document), indent=2, allow_nan=False) + "\n")
     print(f"scores: {args.json}")
-    if args.plot is not None:
+    if args.plot is not None and scored:
         plot(args.plot, series, paths, document)
         print(f"plot: {args.plot}")
-    return 0
+    return 0 if scored else 1
+
+
+def _nulls(value: object) -> object:
+    """`value` with every non-finite number (NaN, infinity) as None, and numpy numbers as floats."""
+    if isinstance(value, dict):
+        return {key: _nulls(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls(item) for item in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None

@@ -135,3 +135,21 @@ def test_the_plot_draws_what_was_served_at_each_scored_origin(trace: Path) -> No
     for origin, mean, upper in recorded:
         assert origin + 2 <= len(series)  # scored origins, never a forecast past the end
         assert mean.shape == upper.shape == (2,) and (upper >= mean).all()
+
+
+def test_a_trace_too_short_to_score_exits_1_with_strict_json(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An hour of samples: nothing can be scored, which is not a success, and what could not be
+    measured is null in the JSON, not NaN (which strict parsers refuse)."""
+    short = tmp_path / "hour.csv"
+    short.write_text("\n".join(trace.read_text().splitlines()[:13]) + "\n")
+    out = tmp_path / "scores.json"
+    code = main(["backtest", "--trace", str(short), "--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no origin could be scored: 12 points at 5m (1h)" in err and "--horizon 5m" in err
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    document = json.loads(text)
+    assert document["models"] == {}
