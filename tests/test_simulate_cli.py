@@ -39,6 +39,21 @@ def simulate(argv: Sequence[str]) -> int:
     return int(args.func(args, {}))
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    assert simulate(["--trace", str(TAXI), "--json", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {folder}: cannot be written" in err
+    assert "simulated after" not in err  # refused before the trace was even read
+    fresh = tmp_path / "new.json"
+    assert simulate(["--trace", str(TAXI), "--json", str(fresh), "--plot", str(folder)]) == 2
+    assert f"--plot {folder}: cannot be written" in capsys.readouterr().err
+    assert not fresh.exists()  # checking --json left nothing behind
+
+
 def test_writes_the_documented_json_a_png_and_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
