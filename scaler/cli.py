@@ -10,6 +10,7 @@ imports inside the function that runs the command.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import logging
@@ -214,10 +215,30 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _unrecognized(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """Exit as argparse does, but with the subcommand's usage and the nearest flag it has, since a
+    misspelled flag is what an unknown word after a subcommand usually is."""
+    sub = next(
+        action.choices[command]
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices
+    )
+    flags = [flag for action in sub._actions for flag in action.option_strings]
+    hints = []
+    for word in unknown:
+        near = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1)
+        if word.startswith("-") and near:
+            hints.append(f"{word}: did you mean {near[0]}?")
+    sub.error("; ".join([f"unrecognized arguments: {' '.join(unknown)}", *hints]))
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser(words).parse_args(words)
+        parser = build_parser(words)
+        args, unknown = parser.parse_known_args(words)
+        if unknown:
+            _unrecognized(parser, args.command, unknown)
         if args.command != "serve":
             configure_logging("plain", "INFO")
         code = int(args.func(args, os.environ if environ is None else environ))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scaler.call import EXAMPLE_METADATA
-from scaler.cli import _announce, example_metadata
+from scaler.cli import _announce, example_metadata, main
 from scaler.server.app import Ports
 from scaler.settings import BUNDLED_TRACES, Settings
 
@@ -144,3 +144,30 @@ def test_banner_suggests_a_trace_that_is_in_a_custom_replay_dir(
 def test_banner_without_traces_suggests_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _banner(tmp_path, capsys)
     assert "prescaler call" not in out and f"No .csv trace in {tmp_path}" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "hint"),
+    [
+        pytest.param(
+            ["serve", "--grpc-prot", "9191"],
+            "usage: prescaler serve",
+            "did you mean --grpc-port?",
+            id="serve",
+        ),
+        pytest.param(
+            ["call", "all", "--adress", "h:1"], "usage: prescaler call", "did you mean --address?", id="call"
+        ),
+        pytest.param(
+            ["call", "all", "extra"], "usage: prescaler call", "unrecognized arguments: extra", id="word"
+        ),
+    ],
+)
+def test_a_misspelled_flag_gets_the_subcommands_usage_and_the_nearest_flag(
+    argv: list[str], usage: str, hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert usage in err and hint in err and "Traceback" not in err
