@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from scaler.cgroup import default_forecast_workers
 from scaler.trigger import MAX_HISTORY_S
-from scaler.units import parse_duration_s
+from scaler.units import format_duration, parse_duration_s
 
 BUNDLED_TRACES = Path(__file__).parent / "traces"
 ENV_PREFIX = "PRESCALER_"
@@ -238,11 +238,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for spec in dataclasses.fields(Settings):
         flag = "--" + spec.name.replace("_", "-").removesuffix("-s")
         env = ENV_PREFIX + spec.name.upper().removesuffix("_S")
+        default = spec.metadata.get("default", spec.default)
+        if spec.name.endswith("_s") and isinstance(default, int | float):
+            default = format_duration(default) if default else "0"  # as the flag takes it: 2s, 10m, 35d
         parser.add_argument(
             flag,
             dest=spec.name,
             default=None,
-            help=f"{spec.metadata['help']} (env {env}; default {spec.metadata.get('default', spec.default)})",
+            metavar="DURATION" if spec.name.endswith("_s") else None,
+            help=f"{spec.metadata['help']} (env {env}; default {default})",
         )
 
 

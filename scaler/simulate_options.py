@@ -70,6 +70,17 @@ def _outage(text: str) -> tuple[float, float]:
     return begin, begin + duration
 
 
+def _quantile(text: str) -> float:
+    """`--quantile`: one quantile in [0.5, 1), checked before any policy runs."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}`: expected a quantile in [0.5, 1), e.g. 0.9")
+    return value
+
+
 def _quantiles(text: str) -> tuple[float, ...]:
     try:
         values = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
@@ -271,7 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="predictive without `replicasQuery`: its values are not raised past the HPA's tolerance",
     )
-    policy.add_argument("--quantile", type=float, default=0.9, help="predictive's `quantile` (default 0.9)")
+    policy.add_argument(
+        "--quantile", type=_quantile, default=0.9, help="predictive's `quantile`, in [0.5, 1) (default 0.9)"
+    )
     policy.add_argument(
         "--lead-time",
         type=_lead_time,

@@ -171,3 +171,20 @@ def test_a_misspelled_flag_gets_the_subcommands_usage_and_the_nearest_flag(
     err = capsys.readouterr().err
     assert exited.value.code == 2
     assert usage in err and hint in err and "Traceback" not in err
+
+
+def test_serve_help_shows_durations_as_the_flags_take_them(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--rpc-deadline DURATION" in out
+    assert "PRESCALER_RPC_DEADLINE; default 2s)" in out and "PRESCALER_MAX_HISTORY; default 35d)" in out
+
+
+def test_simulate_refuses_a_quantile_outside_its_range_before_running(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--trace", "unused.csv", "--json", "unused.json", "--quantile", "1.5"])
+    assert exited.value.code == 2
+    assert "argument --quantile: `1.5`: expected a quantile in [0.5, 1)" in capsys.readouterr().err
