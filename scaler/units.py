@@ -99,7 +99,7 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             shown = item if len(item) <= _SHOWN_PAIR else f"{item[:_SHOWN_PAIR]}... (pair {number})"
-            raise ValueError(f"expected k1=v1,k2=v2 pairs; `{shown}` has no `name=`")
+            raise ValueError(f"expected k1=v1,k2=v2 pairs; `{shown}` is not KEY=VALUE")
         pairs.append((name.strip(), value.strip()))
     return tuple(pairs)
 

@@ -70,8 +70,8 @@ def test_metadata_json_from_a_file(tmp_path: Path) -> None:
     [
         pytest.param(
             ["--metadata", f"query={COMMA_QUERY},threshold=5"],
-            "--metadata `query=sum by (a,b) (up),threshold=5`: expected k1=v1,k2=v2 pairs; `b) (up)` has no "
-            "`name=`; for values with commas use --set KEY=VALUE or --metadata-json",
+            "--metadata `query=sum by (a,b) (up),threshold=5`: expected k1=v1,k2=v2 pairs; `b) (up)` is not "
+            "KEY=VALUE; for values with commas use --set KEY=VALUE or --metadata-json",
             id="comma-in-metadata",
         ),
         pytest.param(["--set", "novalue"], "--set `novalue`: expected KEY=VALUE", id="set-without-equals"),
