@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scaler.cli_types import output_file
 from scaler.units import format_duration, parse_duration_s
 
 if TYPE_CHECKING:  # the forecasting libraries take seconds to import: only when a backtest runs
@@ -75,17 +75,6 @@ def _duration(flag: str, text: str) -> float:
         return parse_duration_s(text)
     except ValueError as exc:
         raise UsageError(f"{flag} `{text}`: {exc}") from None
-
-
-def _output(flag: str, path: Path) -> None:
-    """Refuse an output path before the backtest runs (minutes), not when its result is written."""
-    folder = path.parent
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder; expected a file name")
-    if not folder.is_dir():
-        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
 
 
 def horizon_steps(horizon_s: float, step_s: float) -> tuple[int, str]:
@@ -241,7 +230,7 @@ def plot(path: Path, series: Series, paths: list[ScoredPath], document: Mapping[
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from scaler.traces import TraceError, load_trace
+    from scaler.traces import load_trace
 
     try:
         given_step_s = _duration("--step", args.step) if args.step is not None else None
@@ -252,9 +241,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             raise UsageError(f"--seasonality {args.seasonality}: expected daily,weekly, daily or none")
         if args.origins < 1:
             raise UsageError(f"--origins {args.origins}: expected at least 1")
-        _output("--json", args.json)
+        output_file("--json", args.json)
         if args.plot is not None:
-            _output("--plot", args.plot)
+            output_file("--plot", args.plot)
         trace = load_trace(args.trace)
         if given_step_s is not None and given_step_s < trace.step_s * 0.99:
             raise UsageError(
@@ -262,7 +251,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 f"{format_duration(trace.step_s)}: every step between two samples would be a gap; "
                 f"use --step {format_duration(trace.step_s)} or coarser"
             )
-    except (UsageError, TraceError) as exc:
+    except ValueError as exc:  # UsageError, TraceError, and output_file's
         print(f"prescaler backtest: {exc}", file=sys.stderr)
         return 2
     from forecasting import backtest, prepare

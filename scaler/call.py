@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +20,9 @@ from google.protobuf import json_format
 
 from scaler._generated import externalscaler_pb2 as pb
 from scaler._generated import externalscaler_pb2_grpc as pb_grpc
+from scaler.cli_types import seconds
 from scaler.digest import metadata_digest
-from scaler.units import parse_duration_s, parse_pairs
+from scaler.units import parse_pairs
 
 METHODS = ("GetMetricSpec", "GetMetrics", "IsActive")
 EXAMPLE_TRACE = "elb_request_count_8c0756.csv"
@@ -91,7 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--timeout",
-        type=_timeout_s,
+        type=seconds,
         default=5.0,
         help="how long each call may take: seconds, or a duration such as 500ms or 5s (default 5s)",
     )
@@ -206,20 +206,6 @@ def _pem(flag: str, path: Path | None) -> bytes | None:
         return path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{flag} {path}: cannot read it: {exc.strerror or exc}") from None
-
-
-def _timeout_s(text: str) -> float:
-    """`--timeout`: bare seconds or a duration, above 0 (argparse names the flag in its error)."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            seconds = parse_duration_s(text)
-        except ValueError:
-            seconds = math.nan
-    if not 0 < seconds < math.inf:
-        raise argparse.ArgumentTypeError(f"`{text}`: expected seconds or a duration such as 5s, above 0")
-    return seconds
 
 
 def check_address(flag: str, address: str) -> str:

@@ -17,10 +17,10 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from forecasting.base import DAY_S
+from scaler.cli_types import output_file
 from scaler.errors import ConfigError, QueryShapeError, SourceError
 from scaler.sim import ClusterConfig, PipelineConfig, ScalingConfig, ScalingRules
 from scaler.sim.autoscaler import SCALE_DOWN
@@ -155,19 +155,6 @@ def _about(trace: Trace, past: Trace, window: Trace, setup: Setup, factor: float
     }
 
 
-def _writable(flag: str, path: Path) -> None:
-    """Refuse an output that cannot be written now, not after a run of minutes whose results it would
-    lose: opened for appending (and removed again when this made it)."""
-    existed = path.exists()
-    try:
-        with path.open("a"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{flag} {path}: cannot be written ({exc.strerror or exc})") from None
-    if not existed:
-        path.unlink()
-
-
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """`prescaler simulate`: 0 on success, 2 for unusable input or settings, 1 when Prometheus cannot
     be read or the results cannot be written."""
@@ -183,8 +170,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         setup = setup_from_args(args)
         for flag, out in (("--json", args.json), ("--plot", args.plot)):
             if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                _writable(flag, out)
+                output_file(flag, out, make_folder=True)
         trace = demand_at_step(_load(args), args.step)
         past, window = split(trace, history_s=args.history, days=args.days)
         scaled_past, scaled = rescaled(past, window, peak_replicas=args.peak_replicas, cluster=setup.cluster)

@@ -13,7 +13,7 @@ from pathlib import Path
 from forecasting.base import DAY_S
 from scaler import trigger_values
 from scaler.choice import PIPELINES
-from scaler.cli_types import duration, whole_number
+from scaler.cli_types import duration, quantile, whole_number
 from scaler.sim.compare import (
     POLICIES,
     QUANTILES,
@@ -68,17 +68,6 @@ def _outage(text: str) -> tuple[float, float]:
             f"`{text}`: expected START+DURATION from the window's start, e.g. 6h+30m"
         )
     return begin, begin + duration
-
-
-def _quantile(text: str) -> float:
-    """`--quantile`: one quantile in [0.5, 1), checked before any policy runs."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.5 <= value < 1:
-        raise argparse.ArgumentTypeError(f"`{text}`: expected a quantile in [0.5, 1), e.g. 0.9")
-    return value
 
 
 def _quantiles(text: str) -> tuple[float, ...]:
@@ -283,7 +272,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="predictive without `replicasQuery`: its values are not raised past the HPA's tolerance",
     )
     policy.add_argument(
-        "--quantile", type=_quantile, default=0.9, help="predictive's `quantile`, in [0.5, 1) (default 0.9)"
+        "--quantile", type=quantile, default=0.9, help="predictive's `quantile`, in [0.5, 1) (default 0.9)"
     )
     policy.add_argument(
         "--lead-time",

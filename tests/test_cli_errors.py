@@ -14,6 +14,7 @@ import pytest
 
 from scaler.call import EXAMPLE_METADATA
 from scaler.cli import _announce, example_metadata, main
+from scaler.cli_types import output_file
 from scaler.server.app import Ports
 from scaler.settings import BUNDLED_TRACES, Settings
 
@@ -188,3 +189,17 @@ def test_simulate_refuses_a_quantile_outside_its_range_before_running(
         main(["simulate", "--trace", "unused.csv", "--json", "unused.json", "--quantile", "1.5"])
     assert exited.value.code == 2
     assert "argument --quantile: `1.5`: expected a quantile in [0.5, 1)" in capsys.readouterr().err
+
+
+def test_an_output_file_is_tried_and_nothing_is_left_behind(tmp_path: Path) -> None:
+    """`output_file` tries the write itself, which holds for root too (a folder's mode does not)."""
+    target = tmp_path / "made" / "x.json"
+    with pytest.raises(ValueError, match=r"the folder .* does not exist"):
+        output_file("--json", target)
+    output_file("--json", target, make_folder=True)
+    assert target.parent.is_dir() and not target.exists()
+    target.write_text("kept")
+    output_file("--json", target)
+    assert target.read_text() == "kept"  # an existing file is appended to, never truncated
+    with pytest.raises(ValueError, match=r"--json /proc/x\.json: cannot be written"):
+        output_file("--json", Path("/proc/x.json"))

@@ -46,11 +46,11 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(
     folder.mkdir()
     assert simulate(["--trace", str(TAXI), "--json", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert f"--json {folder}: cannot be written" in err
+    assert f"--json {folder}: is a folder; expected a file name" in err
     assert "simulated after" not in err  # refused before the trace was even read
     fresh = tmp_path / "new.json"
     assert simulate(["--trace", str(TAXI), "--json", str(fresh), "--plot", str(folder)]) == 2
-    assert f"--plot {folder}: cannot be written" in capsys.readouterr().err
+    assert f"--plot {folder}: is a folder; expected a file name" in capsys.readouterr().err
     assert not fresh.exists()  # checking --json left nothing behind
 
 
