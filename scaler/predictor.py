@@ -192,7 +192,7 @@ class Predictor:
                 parts["forecast"] = self._parts(lead, scale)
                 mean, reason = lead.mean * scale, f"{lead.model}{why}"
         if scale is not None and config.rate_query is not None:
-            # The band is recomputed at most hourly (or when the lead time changes): tens of microseconds.
+            # Recomputed at most hourly (or when the lead time changes): 0.4 ms at a 15 s step, 3 ms at 1 s.
             parts["no_forecast"] = self._rise.parts(
                 now_s, self.demand_history, lead_s, scale, config.quantile
             )
